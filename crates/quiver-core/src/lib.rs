@@ -1,0 +1,17 @@
+//! Quiver's shared vocabulary: the types every other crate speaks.
+//!
+//! This crate owns document shapes, name validation, distance functions and the
+//! configuration types that travel between storage, engine and server. It does no
+//! I/O and knows nothing of file formats or HTTP.
+
+mod config;
+mod distance;
+mod document;
+mod error;
+mod name;
+
+pub use config::{CollectionConfig, SyncPolicy};
+pub use distance::{dot, normalize, Distance};
+pub use document::{validate_vector, Document, Metadata};
+pub use error::{CoreError, Result};
+pub use name::validate_name;

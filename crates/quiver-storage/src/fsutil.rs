@@ -1,0 +1,1 @@
+//! Durable file primitives: atomic replace, directory fsync, temp-file cleanup.

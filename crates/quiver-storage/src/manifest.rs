@@ -1,0 +1,1 @@
+//! The collection manifest: live segments and the checkpoint LSN.

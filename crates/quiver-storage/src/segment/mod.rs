@@ -1,0 +1,1 @@
+//! Immutable, memory-mapped segments.
