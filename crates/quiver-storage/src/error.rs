@@ -37,6 +37,10 @@ pub enum StorageError {
     /// A record or row could not be encoded or decoded.
     #[error("encoding error: {0}")]
     Codec(String),
+    /// A caller handed storage something it cannot write (wrong vector length,
+    /// duplicate ids in one segment, a segment that already exists).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
 }
 
 impl StorageError {

@@ -1,0 +1,402 @@
+//! A collection: its mutable segment (memtable), sealed segments, WAL and manifest,
+//! and the read paths over them.
+//!
+//! Visibility rule: the newest write of an id wins. Every id has at most one visible
+//! version, found in this order: the active memtable, the frozen memtable (being
+//! sealed), then at most one live segment row. The invariant that keeps segment rows
+//! unique is maintained on every write: applying a write of an id marks that id's
+//! segment rows deleted (tombstone bits), and swapping in a new segment marks rows
+//! that the active memtable has already overwritten.
+//!
+//! Locks, always taken in this order: `maint` (seal / compaction, holds the manifest),
+//! `gate` (writers shared across WAL append + apply; a seal takes it exclusively only
+//! to freeze the memtable, so the checkpoint LSN covers every applied record), and
+//! `state` (memtables and the segment list).
+
+mod maintenance;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use quiver_core::{
+    normalize, validate_name, validate_vector, CollectionConfig, Document, Metadata,
+};
+use quiver_storage::manifest::Manifest;
+use quiver_storage::segment::{self, segment_path};
+use quiver_storage::wal::{Wal, WalOptions};
+use quiver_storage::{fsutil, StorageError};
+
+use crate::live_segment::LiveSegment;
+use crate::memtable::{MemDoc, Memtable};
+use crate::search::{Hit, TopK};
+use crate::{config_file, CollectionOptions, EngineError, Result};
+
+/// Sub-directory holding segment directories.
+pub const SEGMENTS_DIR: &str = "segments";
+/// Sub-directory holding WAL files.
+pub const WAL_DIR: &str = "wal";
+
+/// What a collection holds right now, and what its last open recovered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CollectionStats {
+    /// Live segments.
+    pub segments: usize,
+    /// Rows in live segments, deleted ones included.
+    pub segment_rows: usize,
+    /// Rows in live segments that are neither deleted nor superseded.
+    pub segment_live_rows: usize,
+    /// Entries (documents and deletes) in the memtables.
+    pub memtable_entries: usize,
+    /// Every WAL record at or below this LSN is in the segments.
+    pub checkpoint_lsn: u64,
+    /// LSN of the last write.
+    pub last_lsn: u64,
+    /// WAL records replayed by the last open.
+    pub replayed_records: usize,
+    /// Documents and deletes in those records.
+    pub replayed_rows: usize,
+    /// Segment rows mapped by the last open.
+    pub mapped_rows: usize,
+}
+
+/// One live document seen by [`Collection::for_each_live`].
+#[derive(Debug, Clone, Copy)]
+pub struct LiveDoc<'a> {
+    pub id: &'a str,
+    pub lsn: u64,
+    pub vector: &'a [f32],
+}
+
+/// Memtables and segments; guarded by `Inner::state`.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) active: Memtable,
+    pub(crate) frozen: Option<Arc<Memtable>>,
+    pub(crate) segments: Vec<Arc<LiveSegment>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    name: String,
+    dir: PathBuf,
+    config: CollectionConfig,
+    opts: CollectionOptions,
+    wal: Wal,
+    gate: RwLock<()>,
+    state: RwLock<State>,
+    maint: Mutex<Manifest>,
+    /// Copy of the manifest's checkpoint, readable without waiting for `maint`.
+    checkpoint: AtomicU64,
+    replayed_records: usize,
+    replayed_rows: usize,
+    mapped_rows: usize,
+    compact_signal: Mutex<Option<SyncSender<()>>>,
+}
+
+/// An open collection. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Collection {
+    inner: Arc<Inner>,
+    compactor: Option<maintenance::Compactor>,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection")
+            .field("name", &self.inner.name)
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Collection {
+    fn drop(&mut self) {
+        // Disconnect the compaction thread, then wait for it so no file of this
+        // collection is touched after the handle is gone.
+        self.inner.compact_signal.lock().take();
+        if let Some(c) = self.compactor.take() {
+            c.stop();
+        }
+    }
+}
+
+fn to_document(id: &str, text: &str, metadata_json: &str, vector: &[f32]) -> Result<Document> {
+    let metadata: Metadata = serde_json::from_str(metadata_json)
+        .map_err(|e| StorageError::Codec(format!("metadata of {id:?}: {e}")))?;
+    Ok(Document {
+        id: id.to_string(),
+        text: text.to_string(),
+        metadata,
+        vector: vector.to_vec(),
+    })
+}
+
+fn mem_document(id: &str, doc: &MemDoc) -> Result<Document> {
+    to_document(id, &doc.text, &doc.metadata_json, &doc.vector)
+}
+
+impl Collection {
+    /// Opens the collection in `dir` (its name is the directory's name) and recovers
+    /// it: maps the manifest's segments with their tombstones, deletes leftovers of
+    /// interrupted writes, and replays the WAL past the checkpoint.
+    pub fn open(dir: &Path, opts: CollectionOptions) -> Result<Collection> {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        validate_name(&name)?;
+        let config = config_file::load(dir)?;
+        fsutil::remove_temp_files(dir)?;
+        let manifest = Manifest::load(dir)?.unwrap_or_default();
+
+        let seg_dir = dir.join(SEGMENTS_DIR);
+        fsutil::create_dir_durable(&seg_dir)?;
+        let removed = segment::remove_stale(&seg_dir, &manifest.segments)?;
+        if !removed.is_empty() {
+            tracing::info!(collection = %name, ?removed, "removed unfinished or unreferenced segments");
+        }
+        let mut state = State::default();
+        let mut mapped_rows = 0;
+        for &id in &manifest.segments {
+            let path = segment_path(&seg_dir, id);
+            fsutil::remove_temp_files(&path)?;
+            let seg = LiveSegment::open(&path)?;
+            if seg.segment().dim() != config.dim {
+                return Err(StorageError::Corruption {
+                    file: path,
+                    offset: 0,
+                    reason: format!(
+                        "segment dim {} differs from collection dim {}",
+                        seg.segment().dim(),
+                        config.dim
+                    ),
+                }
+                .into());
+            }
+            mapped_rows += seg.segment().len();
+            state.segments.push(Arc::new(seg));
+        }
+
+        let wal_opts = WalOptions {
+            sync: opts.sync,
+            max_file_bytes: opts.wal_file_bytes,
+            repair: opts.repair,
+        };
+        let wal_dir = dir.join(WAL_DIR);
+        let (wal, records) = Wal::open(&wal_dir, wal_opts, manifest.checkpoint_lsn)?;
+        let mut replayed_rows = 0;
+        let replayed_records = records.len();
+        for rec in records {
+            if rec.lsn <= manifest.checkpoint_lsn {
+                continue;
+            }
+            replayed_rows += write::replay(&mut state, &rec, &wal_dir)?;
+        }
+        if replayed_records > 0 {
+            tracing::info!(collection = %name, replayed_records, replayed_rows, "replayed WAL");
+        }
+
+        let inner = Arc::new(Inner {
+            name,
+            dir: dir.to_path_buf(),
+            config,
+            opts,
+            wal,
+            gate: RwLock::new(()),
+            state: RwLock::new(state),
+            checkpoint: AtomicU64::new(manifest.checkpoint_lsn),
+            maint: Mutex::new(manifest),
+            replayed_records,
+            replayed_rows,
+            mapped_rows,
+            compact_signal: Mutex::new(None),
+        });
+        let compactor = if inner.opts.background_compaction {
+            let (c, tx) = maintenance::Compactor::start(&inner)?;
+            *inner.compact_signal.lock() = Some(tx);
+            Some(c)
+        } else {
+            None
+        };
+        Ok(Collection { inner, compactor })
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The collection's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The collection's fixed settings.
+    pub fn config(&self) -> &CollectionConfig {
+        &self.inner.config
+    }
+
+    /// LSN of the last write appended to the WAL.
+    pub fn last_lsn(&self) -> u64 {
+        self.inner.wal.last_lsn()
+    }
+
+    /// True once a failed sync has turned the collection read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.wal.is_poisoned()
+    }
+
+    /// Test hook: the WAL's next sync fails as if the device reported an error.
+    #[doc(hidden)]
+    pub fn inject_wal_sync_failure(&self) {
+        self.inner.wal.inject_sync_failure();
+    }
+
+    /// Forces every acknowledged write to stable storage (useful with
+    /// `SyncPolicy::Never` / `IntervalMs` before a planned shutdown).
+    pub fn sync(&self) -> Result<()> {
+        Ok(self.inner.wal.sync()?)
+    }
+
+    /// The visible version of `id`, if any.
+    pub fn get(&self, id: &str) -> Result<Option<Document>> {
+        let st = self.inner.state.read();
+        if let Some(e) = st.active.get(id) {
+            return e.doc.as_ref().map(|d| mem_document(id, d)).transpose();
+        }
+        if let Some(e) = st.frozen.as_ref().and_then(|f| f.get(id)) {
+            return e.doc.as_ref().map(|d| mem_document(id, d)).transpose();
+        }
+        for seg in &st.segments {
+            if let Some(row) = seg.find_live(id) {
+                let d = seg.segment().doc(row)?;
+                return to_document(d.id, d.text, d.metadata_json, d.vector).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Number of visible documents.
+    pub fn count(&self) -> usize {
+        let st = self.inner.state.read();
+        let frozen = st.frozen.as_ref().map_or(0, |f| {
+            f.iter()
+                .filter(|(id, e)| e.doc.is_some() && !st.active.contains(id))
+                .count()
+        });
+        st.active.live() + frozen + st.segments.iter().map(|s| s.live_count()).sum::<usize>()
+    }
+
+    /// Calls `f` for every visible document (memtables first, then segments).
+    /// Holds the read lock throughout, so keep `f` short.
+    pub fn for_each_live(&self, mut f: impl FnMut(LiveDoc<'_>)) {
+        let st = self.inner.state.read();
+        for (id, e) in st.active.iter() {
+            if let Some(d) = &e.doc {
+                f(LiveDoc {
+                    id,
+                    lsn: e.lsn,
+                    vector: &d.vector,
+                });
+            }
+        }
+        if let Some(frozen) = &st.frozen {
+            for (id, e) in frozen.iter() {
+                if let (Some(d), false) = (&e.doc, st.active.contains(id)) {
+                    f(LiveDoc {
+                        id,
+                        lsn: e.lsn,
+                        vector: &d.vector,
+                    });
+                }
+            }
+        }
+        for seg in &st.segments {
+            let s = seg.segment();
+            for row in seg.live_rows() {
+                f(LiveDoc {
+                    id: s.id_of(row),
+                    lsn: s.lsn_of(row),
+                    vector: s.vector(row),
+                });
+            }
+        }
+    }
+
+    /// Exact nearest neighbours of `query` by brute force over every visible
+    /// document: the ground truth approximate indexes are measured against.
+    pub fn search_exact(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        validate_vector(query, self.inner.config.dim)?;
+        let distance = self.inner.config.distance;
+        let mut q = query.to_vec();
+        if distance.normalizes() {
+            normalize(&mut q);
+        }
+        let st = self.inner.state.read();
+        let mut top = TopK::new(k);
+        for (id, e) in st.active.iter() {
+            if let Some(d) = &e.doc {
+                top.push(id, distance.score(&q, &d.vector));
+            }
+        }
+        if let Some(frozen) = &st.frozen {
+            for (id, e) in frozen.iter() {
+                if let (Some(d), false) = (&e.doc, st.active.contains(id)) {
+                    top.push(id, distance.score(&q, &d.vector));
+                }
+            }
+        }
+        for seg in &st.segments {
+            let s = seg.segment();
+            for row in seg.live_rows() {
+                top.push(s.id_of(row), distance.score(&q, s.vector(row)));
+            }
+        }
+        Ok(top.into_hits())
+    }
+
+    /// The live segments, oldest id first. Each carries its rows, vectors, LSNs and
+    /// tombstones; per-segment indexes are built from these.
+    pub fn segments(&self) -> Vec<Arc<LiveSegment>> {
+        let mut segs = self.inner.state.read().segments.clone();
+        segs.sort_by_key(|s| s.id());
+        segs
+    }
+
+    /// Current sizes and what the last open recovered.
+    pub fn stats(&self) -> CollectionStats {
+        let checkpoint_lsn = self.inner.checkpoint.load(Ordering::Acquire);
+        let st = self.inner.state.read();
+        CollectionStats {
+            segments: st.segments.len(),
+            segment_rows: st.segments.iter().map(|s| s.segment().len()).sum(),
+            segment_live_rows: st.segments.iter().map(|s| s.live_count()).sum(),
+            memtable_entries: st.active.len() + st.frozen.as_ref().map_or(0, |f| f.len()),
+            checkpoint_lsn,
+            last_lsn: self.inner.wal.last_lsn(),
+            replayed_records: self.inner.replayed_records,
+            replayed_rows: self.inner.replayed_rows,
+            mapped_rows: self.inner.mapped_rows,
+        }
+    }
+}
+
+impl Inner {
+    fn read_only_error(&self) -> EngineError {
+        EngineError::ReadOnly(format!(
+            "collection {:?}: a WAL sync failed; reopen after fixing the disk",
+            self.name
+        ))
+    }
+
+    /// Fails with `ReadOnly` once the WAL is poisoned.
+    fn check_writable(&self) -> Result<()> {
+        if self.wal.is_poisoned() {
+            return Err(self.read_only_error());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,165 @@
+//! The write path: validate, log one WAL record per batch, apply to the memtable.
+//!
+//! Nothing is written before the whole batch validates, so a bad document leaves the
+//! collection and its WAL untouched. Application compares LSNs: a batch that reaches
+//! the memtable after a newer write of the same id (concurrent writers) is ignored for
+//! that id.
+
+use std::path::Path;
+
+use quiver_core::{normalize, validate_vector, Document};
+use quiver_storage::wal::WalRecord;
+use quiver_storage::StorageError;
+
+use super::{Collection, Inner, State};
+use crate::memtable::MemDoc;
+use crate::record::{self, WalDoc, KIND_DELETE, KIND_UPSERT};
+use crate::{EngineError, Result};
+
+impl Collection {
+    /// Inserts or replaces `docs` (by id; within a batch the last copy of an id wins)
+    /// and returns the LSN of the batch's WAL record once it is as durable as the
+    /// sync policy promises. Cosine collections store normalized vectors. An empty
+    /// batch writes nothing and returns the current LSN.
+    pub fn upsert(&self, docs: Vec<Document>) -> Result<u64> {
+        let lsn = self.inner.upsert(docs)?;
+        self.inner.seal_if_full();
+        Ok(lsn)
+    }
+
+    /// Deletes `ids` (missing ids are fine) and returns the LSN of the WAL record.
+    /// An empty list writes nothing and returns the current LSN.
+    pub fn delete(&self, ids: &[String]) -> Result<u64> {
+        let lsn = self.inner.delete(ids)?;
+        self.inner.seal_if_full();
+        Ok(lsn)
+    }
+}
+
+fn check_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(EngineError::InvalidInput(
+            "document id must not be empty".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Inner {
+    /// Validates and converts a batch before anything is written.
+    fn prepare(&self, docs: Vec<Document>) -> Result<Vec<WalDoc>> {
+        let dim = self.config.dim;
+        let normalizes = self.config.distance.normalizes();
+        docs.into_iter()
+            .map(|doc| {
+                check_id(&doc.id)?;
+                validate_vector(&doc.vector, dim).map_err(|e| {
+                    EngineError::InvalidInput(format!("document {:?}: {e}", doc.id))
+                })?;
+                let metadata_json = serde_json::to_string(&doc.metadata)
+                    .map_err(|e| EngineError::InvalidInput(format!("metadata: {e}")))?;
+                let mut vector = doc.vector;
+                if normalizes {
+                    normalize(&mut vector);
+                }
+                Ok(WalDoc {
+                    id: doc.id,
+                    text: doc.text,
+                    metadata_json,
+                    vector,
+                })
+            })
+            .collect()
+    }
+
+    fn upsert(&self, docs: Vec<Document>) -> Result<u64> {
+        self.check_writable()?;
+        let docs = self.prepare(docs)?;
+        if docs.is_empty() {
+            return Ok(self.wal.last_lsn());
+        }
+        let payload = record::encode(&docs)?;
+        // Shared gate across append + apply: a seal cannot freeze the memtable
+        // between the two, so its checkpoint never skips an applied record.
+        let _gate = self.gate.read();
+        let lsn = self.wal.append(KIND_UPSERT, &payload)?;
+        apply_upsert(&mut self.state.write(), lsn, docs);
+        Ok(lsn)
+    }
+
+    fn delete(&self, ids: &[String]) -> Result<u64> {
+        self.check_writable()?;
+        for id in ids {
+            check_id(id)?;
+        }
+        if ids.is_empty() {
+            return Ok(self.wal.last_lsn());
+        }
+        let payload = record::encode(&ids)?;
+        let _gate = self.gate.read();
+        let lsn = self.wal.append(KIND_DELETE, &payload)?;
+        apply_delete(&mut self.state.write(), lsn, ids);
+        Ok(lsn)
+    }
+}
+
+/// Marks every segment row of `id` deleted: the memtable now holds a newer write.
+fn supersede(st: &State, id: &str) {
+    for seg in &st.segments {
+        if let Some(row) = seg.segment().find(id) {
+            seg.mark_deleted(row);
+        }
+    }
+}
+
+fn newer_in_memtable(st: &State, id: &str, lsn: u64) -> bool {
+    st.active.get(id).is_some_and(|e| e.lsn > lsn)
+}
+
+pub(super) fn apply_upsert(st: &mut State, lsn: u64, docs: Vec<WalDoc>) {
+    for d in docs {
+        if newer_in_memtable(st, &d.id, lsn) {
+            continue;
+        }
+        supersede(st, &d.id);
+        let doc = MemDoc {
+            text: d.text,
+            metadata_json: d.metadata_json,
+            vector: d.vector,
+        };
+        st.active.apply(&d.id, lsn, Some(doc));
+    }
+}
+
+pub(super) fn apply_delete(st: &mut State, lsn: u64, ids: &[String]) {
+    for id in ids {
+        if newer_in_memtable(st, id, lsn) {
+            continue;
+        }
+        supersede(st, id);
+        st.active.apply(id, lsn, None);
+    }
+}
+
+/// Applies one recovered WAL record; returns how many documents or deletes it held.
+pub(super) fn replay(st: &mut State, rec: &WalRecord, wal_dir: &Path) -> Result<usize> {
+    match rec.kind {
+        KIND_UPSERT => {
+            let docs: Vec<WalDoc> = record::decode(&rec.payload)?;
+            let n = docs.len();
+            apply_upsert(st, rec.lsn, docs);
+            Ok(n)
+        }
+        KIND_DELETE => {
+            let ids: Vec<String> = record::decode(&rec.payload)?;
+            apply_delete(st, rec.lsn, &ids);
+            Ok(ids.len())
+        }
+        other => Err(StorageError::Corruption {
+            file: wal_dir.to_path_buf(),
+            offset: 0,
+            reason: format!("record at LSN {} has unknown kind {other}", rec.lsn),
+        }
+        .into()),
+    }
+}

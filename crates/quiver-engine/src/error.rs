@@ -1,0 +1,51 @@
+//! The engine error type. Variants line up with how a caller should react: bad input
+//! (`InvalidInput`, `Core`), missing or duplicate names (`NotFound`, `AlreadyExists`),
+//! a collection that stopped accepting writes (`ReadOnly`), and everything the storage
+//! layer reports (I/O, corruption).
+
+use quiver_core::CoreError;
+use quiver_storage::StorageError;
+
+/// Shorthand for results whose error is [`EngineError`].
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The named collection (or other object) does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A collection with that name already exists.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// A sync failed earlier; the collection refuses writes until it is reopened.
+    #[error("collection is read-only after a failed sync: {0}")]
+    ReadOnly(String),
+    /// The request is malformed (empty id, bad query, ...).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Input that breaks a shared rule (name, vector length, non-finite value, config).
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// I/O failure or corrupt data below the engine.
+    #[error(transparent)]
+    Storage(StorageError),
+}
+
+impl From<StorageError> for EngineError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            // A poisoned log is a state of the collection, not a storage fault to retry.
+            StorageError::Poisoned(msg) => EngineError::ReadOnly(msg),
+            other => EngineError::Storage(other),
+        }
+    }
+}
+
+impl EngineError {
+    /// True for errors caused by the caller's input.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, EngineError::InvalidInput(_) | EngineError::Core(_))
+    }
+}

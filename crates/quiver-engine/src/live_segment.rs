@@ -1,0 +1,109 @@
+//! A sealed segment as the engine holds it: the immutable mapped [`Segment`] plus its
+//! in-memory tombstone bitmap. Bits are atomics so readers may test them while a
+//! writer marks rows; a dirty flag says the bitmap differs from its file.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use quiver_storage::segment::{Segment, Tombstones};
+
+use crate::Result;
+
+/// A live segment: rows, and which of them are deleted or superseded.
+#[derive(Debug)]
+pub struct LiveSegment {
+    segment: Segment,
+    bits: Vec<AtomicU64>,
+    deleted: AtomicU64,
+    dirty: AtomicBool,
+}
+
+impl LiveSegment {
+    /// Opens the segment in `dir` and its persisted tombstones.
+    pub(crate) fn open(dir: &Path) -> Result<LiveSegment> {
+        let segment = Segment::open(dir)?;
+        let tombstones = Tombstones::load(dir, segment.len() as u64)?;
+        let deleted = tombstones.deleted();
+        Ok(LiveSegment {
+            segment,
+            bits: tombstones
+                .words()
+                .iter()
+                .map(|&w| AtomicU64::new(w))
+                .collect(),
+            deleted: AtomicU64::new(deleted),
+            dirty: AtomicBool::new(false),
+        })
+    }
+
+    /// The underlying immutable segment.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    /// Segment id.
+    pub fn id(&self) -> u64 {
+        self.segment.id()
+    }
+
+    /// Whether `row` is deleted or superseded by a newer version of its id.
+    pub fn is_deleted(&self, row: usize) -> bool {
+        match self.bits.get(row / 64) {
+            Some(w) => w.load(Ordering::Acquire) & (1 << (row % 64)) != 0,
+            None => true,
+        }
+    }
+
+    /// Rows not deleted.
+    pub fn live_count(&self) -> usize {
+        self.segment.len() - self.deleted.load(Ordering::Acquire) as usize
+    }
+
+    /// Rows deleted or superseded.
+    pub fn deleted_count(&self) -> usize {
+        self.deleted.load(Ordering::Acquire) as usize
+    }
+
+    /// Indices of the rows not deleted, ascending.
+    pub fn live_rows(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.segment.len()).filter(|&r| !self.is_deleted(r))
+    }
+
+    /// The live row holding `id`, if any.
+    pub fn find_live(&self, id: &str) -> Option<usize> {
+        self.segment.find(id).filter(|&r| !self.is_deleted(r))
+    }
+
+    /// Marks `row` deleted; returns true if it was live.
+    pub(crate) fn mark_deleted(&self, row: usize) -> bool {
+        let Some(word) = self.bits.get(row / 64) else {
+            return false;
+        };
+        let bit = 1u64 << (row % 64);
+        let was_live = word.fetch_or(bit, Ordering::AcqRel) & bit == 0;
+        if was_live {
+            self.deleted.fetch_add(1, Ordering::AcqRel);
+            self.dirty.store(true, Ordering::Release);
+        }
+        was_live
+    }
+
+    /// Clears and returns the dirty flag.
+    pub(crate) fn take_dirty(&self) -> bool {
+        self.dirty.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn set_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// A copy of the bitmap, for persisting.
+    pub(crate) fn tombstones(&self) -> Result<Tombstones> {
+        let words = self
+            .bits
+            .iter()
+            .map(|w| w.load(Ordering::Acquire))
+            .collect();
+        Ok(Tombstones::from_words(self.segment.len() as u64, words)?)
+    }
+}

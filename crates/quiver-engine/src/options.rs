@@ -1,0 +1,43 @@
+//! Tuning knobs for databases and collections.
+
+use quiver_core::SyncPolicy;
+
+/// Settings every collection of a database is opened with.
+#[derive(Debug, Clone)]
+pub struct CollectionOptions {
+    /// When WAL appends are forced to stable storage before a write is acknowledged.
+    pub sync: SyncPolicy,
+    /// Seal the mutable segment once it holds this many entries (documents or deletes).
+    pub seal_rows: usize,
+    /// Seal the mutable segment once its documents take about this many bytes.
+    pub seal_bytes: usize,
+    /// Rotate WAL files past this size.
+    pub wal_file_bytes: u64,
+    /// Open a WAL with a corrupt record by truncating at it (losing what follows).
+    pub repair: bool,
+    /// Merge small segments on a background thread after each seal.
+    pub background_compaction: bool,
+    /// Segments with fewer live rows than this are merged by compaction.
+    pub compact_small_rows: usize,
+}
+
+impl Default for CollectionOptions {
+    fn default() -> Self {
+        CollectionOptions {
+            sync: SyncPolicy::Always,
+            seal_rows: 50_000,
+            seal_bytes: 256 << 20,
+            wal_file_bytes: 64 << 20,
+            repair: false,
+            background_compaction: true,
+            compact_small_rows: 200_000,
+        }
+    }
+}
+
+/// Settings of a [`Database`](crate::Database).
+#[derive(Debug, Clone, Default)]
+pub struct DbOptions {
+    /// Options every collection is opened with.
+    pub collection: CollectionOptions,
+}

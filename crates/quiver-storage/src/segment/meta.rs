@@ -1,0 +1,108 @@
+//! The segment footer (`META`): what a segment holds and the checksum of every other
+//! file in it. It is written last, so a segment directory without a valid `META` was
+//! never completed.
+//!
+//! | offset | size | field                                      |
+//! |-------:|-----:|--------------------------------------------|
+//! | 0      | 8    | magic `QVSEGMT\0`                          |
+//! | 8      | 4    | format version (u32, currently 1)          |
+//! | 12     | 8    | segment id (u64)                           |
+//! | 20     | 4    | dim: floats per vector row (u32)           |
+//! | 24     | 8    | rows (u64)                                 |
+//! | 32     | 8    | smallest row LSN (u64, 0 when empty)       |
+//! | 40     | 8    | largest row LSN (u64, 0 when empty)        |
+//! | 48     | 12   | `vectors.f32`: length u64, crc32 u32       |
+//! | 60     | 12   | `docs.bin`: length u64, crc32 u32          |
+//! | 72     | 12   | `docs.idx`: length u64, crc32 u32          |
+//! | 84     | 4    | crc32 of bytes 0..84                       |
+//!
+//! All integers are little-endian.
+
+use std::path::Path;
+
+use super::bytes::{check_envelope, corruption, envelope, Reader};
+use crate::Result;
+
+pub(crate) const META_MAGIC: &[u8; 8] = b"QVSEGMT\0";
+pub(crate) const META_VERSION: u32 = 1;
+
+/// Length and checksum of one data file of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct FileSum {
+    pub(crate) len: u64,
+    pub(crate) crc: u32,
+}
+
+impl FileSum {
+    /// Fails with corruption unless `bytes` matches this length and checksum.
+    pub(crate) fn verify(&self, bytes: &[u8], file: &Path) -> Result<()> {
+        if bytes.len() as u64 != self.len {
+            return Err(corruption(
+                file,
+                bytes.len() as u64,
+                format!("length {} differs from footer {}", bytes.len(), self.len),
+            ));
+        }
+        if crc32fast::hash(bytes) != self.crc {
+            return Err(corruption(file, 0, "checksum mismatch"));
+        }
+        Ok(())
+    }
+}
+
+/// The decoded footer of a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) id: u64,
+    pub(crate) dim: u32,
+    pub(crate) rows: u64,
+    pub(crate) min_lsn: u64,
+    pub(crate) max_lsn: u64,
+    pub(crate) vectors: FileSum,
+    pub(crate) docs: FileSum,
+    pub(crate) idx: FileSum,
+}
+
+impl Meta {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = envelope(META_MAGIC, META_VERSION, 76);
+        w.u64(self.id)
+            .u32(self.dim)
+            .u64(self.rows)
+            .u64(self.min_lsn)
+            .u64(self.max_lsn);
+        for sum in [self.vectors, self.docs, self.idx] {
+            w.u64(sum.len).u32(sum.crc);
+        }
+        w.finish_with_crc()
+    }
+
+    pub(crate) fn decode(data: &[u8], file: &Path) -> Result<Meta> {
+        let body = check_envelope(data, file, META_MAGIC, META_VERSION)?;
+        let mut r = Reader::new(body, file);
+        let id = r.u64()?;
+        let dim = r.u32()?;
+        let rows = r.u64()?;
+        let min_lsn = r.u64()?;
+        let max_lsn = r.u64()?;
+        let mut sums = [FileSum::default(); 3];
+        for sum in &mut sums {
+            sum.len = r.u64()?;
+            sum.crc = r.u32()?;
+        }
+        if r.position() != body.len() {
+            return Err(corruption(file, 12 + r.position() as u64, "trailing bytes"));
+        }
+        let [vectors, docs, idx] = sums;
+        Ok(Meta {
+            id,
+            dim,
+            rows,
+            min_lsn,
+            max_lsn,
+            vectors,
+            docs,
+            idx,
+        })
+    }
+}
