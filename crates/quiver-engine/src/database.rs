@@ -5,6 +5,10 @@
 //! complete, so a crash never leaves half a collection under a real name; a drop
 //! renames the directory away (`.dropped-<name>-…`) before deleting it. Start-up
 //! deletes both kinds of leftovers.
+//!
+//! An exclusive lock on `<data>/LOCK`, held for the life of the `Database`, keeps a
+//! second process from opening the same directory; the OS drops it when the process
+//! dies, so a crash never leaves a stale lock behind.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,6 +23,9 @@ use quiver_storage::{fsutil, StorageError};
 
 use crate::collection::SEGMENTS_DIR;
 use crate::{config_file, Collection, DbOptions, EngineError, Result};
+
+/// File in the data directory that carries the process lock.
+pub const LOCK_FILE: &str = "LOCK";
 
 /// Sub-directory of the data directory that holds collections.
 pub const COLLECTIONS_DIR: &str = "collections";
@@ -40,10 +47,28 @@ pub struct Database {
     root: PathBuf,
     opts: DbOptions,
     collections: Mutex<BTreeMap<String, Arc<Collection>>>,
+    /// Held open for its exclusive lock.
+    _lock: fs::File,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     move |e| StorageError::io(path, e)
+}
+
+/// Takes the exclusive process lock on `root/LOCK`.
+fn lock_data_dir(root: &Path) -> Result<fs::File> {
+    let path = root.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(EngineError::Locked(root.display().to_string())),
+        Err(fs::TryLockError::Error(e)) => Err(StorageError::io(&path, e).into()),
+    }
 }
 
 impl Database {
@@ -51,6 +76,7 @@ impl Database {
     pub fn open(root: &Path, opts: DbOptions) -> Result<Database> {
         let dir = root.join(COLLECTIONS_DIR);
         fsutil::create_dir_durable(&dir)?;
+        let lock = lock_data_dir(root)?;
         fsutil::remove_temp_files(&dir)?;
         let mut collections = BTreeMap::new();
         for entry in fs::read_dir(&dir).map_err(io(&dir))? {
@@ -79,6 +105,7 @@ impl Database {
             root: root.to_path_buf(),
             opts,
             collections: Mutex::new(collections),
+            _lock: lock,
         })
     }
 

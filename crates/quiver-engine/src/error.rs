@@ -22,6 +22,9 @@ pub enum EngineError {
     /// A sync failed earlier; the collection refuses writes until it is reopened.
     #[error("collection is read-only after a failed sync: {0}")]
     ReadOnly(String),
+    /// Another process has the data directory open.
+    #[error("data directory {0} is in use by another Quiver process")]
+    Locked(String),
     /// The request is malformed (empty id, bad query, ...).
     #[error("invalid input: {0}")]
     InvalidInput(String),

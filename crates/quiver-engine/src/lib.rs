@@ -28,7 +28,7 @@ mod search;
 
 pub use collection::{Collection, CollectionStats, LiveDoc, SEGMENTS_DIR, WAL_DIR};
 pub use config_file::CONFIG_FILE;
-pub use database::{Database, COLLECTIONS_DIR};
+pub use database::{Database, COLLECTIONS_DIR, LOCK_FILE};
 pub use error::{EngineError, Result};
 pub use live_segment::LiveSegment;
 pub use options::{CollectionOptions, DbOptions};

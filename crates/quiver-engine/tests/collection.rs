@@ -444,3 +444,16 @@ fn racing_writes_to_one_id_keep_the_highest_lsn() {
     let db = Database::open(dir.path(), opts(50)).unwrap();
     check(&db.collection("hot").unwrap());
 }
+
+#[test]
+fn a_data_directory_opens_once_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), opts(1_000)).unwrap();
+    let second = Database::open(dir.path(), opts(1_000));
+    assert!(
+        matches!(second, Err(quiver_engine::EngineError::Locked(_))),
+        "{second:?}"
+    );
+    drop(db);
+    Database::open(dir.path(), opts(1_000)).unwrap();
+}
