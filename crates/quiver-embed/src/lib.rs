@@ -2,8 +2,18 @@
 //! running in-process on candle, plus the batching service that shares one loaded model
 //! between every caller.
 
+mod bert;
 mod error;
 mod model;
+pub mod qwen3;
+pub mod resolve;
+pub mod service;
+mod tokenizer;
+mod weights;
 
+pub use bert::BertEmbedder;
 pub use error::{EmbedError, Result};
 pub use model::{truncate_normalize, Reranker, TextEmbedder};
+pub use qwen3::{ModelOptions, Precision, Qwen3Embedder, Qwen3Reranker};
+pub use service::{EmbedService, Pending, Priority, RerankService, ServiceConfig};
+pub use tokenizer::TextTokenizer;
