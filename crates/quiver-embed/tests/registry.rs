@@ -1,4 +1,5 @@
 //! The model registry loads a model by name once and shares it.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
