@@ -1,4 +1,9 @@
 //! Configuration types shared by the engine, the server and the CLI.
+//!
+//! [`CollectionConfig`] is what `collection.json` stores. Its field names match the
+//! HTTP API's collection body. Settings added after the first release carry serde
+//! defaults and are left out of the serialized form while they hold their default, so
+//! files written before they existed still load and still match their checksum.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +25,58 @@ pub enum SyncPolicy {
     Never,
 }
 
+/// How a collection's text is split into searchable words; fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextAnalyzer {
+    /// English: lowercase, stop words, stemming.
+    #[default]
+    En,
+    /// Lowercased words, nothing else.
+    Simple,
+    /// Chinese/Japanese/Korean aware (character n-grams for CJK runs).
+    Cjk,
+}
+
+/// HNSW graph settings of a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HnswConfig {
+    /// Links per node and layer.
+    pub m: usize,
+    /// Candidate list width while building.
+    pub ef_construction: usize,
+    /// Default candidate list width while searching.
+    pub ef_search: usize,
+}
+
+impl Default for HnswConfig {
+    fn default() -> Self {
+        HnswConfig {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+        }
+    }
+}
+
+/// Candidates rescored at full length when only a prefix is indexed.
+pub const DEFAULT_RESCORE: usize = 100;
+/// Upper bound for `rescore` (and for any candidate list a query may ask for).
+pub const MAX_RESCORE: usize = 10_000;
+
+fn default_rescore() -> usize {
+    DEFAULT_RESCORE
+}
+
+fn is_default_rescore(v: &usize) -> bool {
+    *v == DEFAULT_RESCORE
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// A collection's settings, fixed at creation and stored in `collection.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +85,30 @@ pub struct CollectionConfig {
     pub dim: usize,
     #[serde(default)]
     pub distance: Distance,
+    /// Model that embeds texts sent without a vector (stored for the model layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_model: Option<String>,
+    /// Matryoshka prefix the HNSW graphs index; `None` indexes the full `dim`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_dim: Option<usize>,
+    /// Candidates rescored exactly at `dim` when `index_dim` is shorter.
+    #[serde(
+        default = "default_rescore",
+        skip_serializing_if = "is_default_rescore"
+    )]
+    pub rescore: usize,
+    /// Task instruction given to the embedding model (stored for the model layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// Model that reranks fused candidates (stored for the model layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reranker_model: Option<String>,
+    /// Analyzer of the full-text index.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub analyzer: TextAnalyzer,
+    /// HNSW graph settings.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub hnsw: HnswConfig,
 }
 
 impl CollectionConfig {
@@ -36,17 +117,103 @@ impl CollectionConfig {
         CollectionConfig {
             dim,
             distance: Distance::default(),
+            embedding_model: None,
+            index_dim: None,
+            rescore: DEFAULT_RESCORE,
+            task: None,
+            reranker_model: None,
+            analyzer: TextAnalyzer::default(),
+            hnsw: HnswConfig::default(),
         }
+    }
+
+    /// The vector length the HNSW graphs hold.
+    pub fn graph_dim(&self) -> usize {
+        self.index_dim.unwrap_or(self.dim)
     }
 
     /// Rejects settings no collection can work with.
     pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(CoreError::InvalidConfig(msg));
         if self.dim == 0 || self.dim > 65_536 {
-            return Err(CoreError::InvalidConfig(format!(
-                "dim must be in 1..=65536, got {}",
-                self.dim
-            )));
+            return bad(format!("dim must be in 1..=65536, got {}", self.dim));
+        }
+        if let Some(ix) = self.index_dim {
+            if ix == 0 || ix > self.dim {
+                return bad(format!("index_dim must be in 1..={}, got {ix}", self.dim));
+            }
+        }
+        if self.rescore == 0 || self.rescore > MAX_RESCORE {
+            return bad(format!(
+                "rescore must be in 1..={MAX_RESCORE}, got {}",
+                self.rescore
+            ));
+        }
+        let h = &self.hnsw;
+        if !(2..=128).contains(&h.m) {
+            return bad(format!("hnsw.m must be in 2..=128, got {}", h.m));
+        }
+        for (name, v) in [
+            ("hnsw.ef_construction", h.ef_construction),
+            ("hnsw.ef_search", h.ef_search),
+        ] {
+            if v == 0 || v > 4096 {
+                return bad(format!("{name} must be in 1..=4096, got {v}"));
+            }
+        }
+        for (name, v) in [
+            ("embedding_model", &self.embedding_model),
+            ("reranker_model", &self.reranker_model),
+            ("task", &self.task),
+        ] {
+            if v.as_ref().is_some_and(|s| s.trim().is_empty()) {
+                return bad(format!("{name} must not be empty when given"));
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_files_load_and_defaults_stay_out_of_the_json() {
+        let old: CollectionConfig = serde_json::from_str(r#"{"dim":8,"distance":"l2"}"#).unwrap();
+        assert_eq!(old.rescore, DEFAULT_RESCORE);
+        assert_eq!(old.hnsw, HnswConfig::default());
+        assert_eq!(old.analyzer, TextAnalyzer::En);
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"dim":8,"distance":"l2"}"#
+        );
+    }
+
+    #[test]
+    fn full_shape_round_trips_and_validates() {
+        let json = r#"{"dim":64,"distance":"cosine","embedding_model":"m","index_dim":32,
+            "task":"t","reranker_model":"r","analyzer":"cjk",
+            "hnsw":{"m":8,"ef_construction":100,"ef_search":40}}"#;
+        let c: CollectionConfig = serde_json::from_str(json).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.graph_dim(), 32);
+        assert_eq!(c.analyzer, TextAnalyzer::Cjk);
+        assert_eq!(c.hnsw.m, 8);
+        let back: CollectionConfig =
+            serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+
+        let mut bad = c.clone();
+        bad.index_dim = Some(65);
+        assert!(bad.validate().is_err());
+        let mut bad = c.clone();
+        bad.hnsw.m = 1;
+        assert!(bad.validate().is_err());
+        let mut bad = c;
+        bad.rescore = 0;
+        assert!(bad.validate().is_err());
+        assert!(serde_json::from_str::<CollectionConfig>(r#"{"dim":4,"bogus":1}"#).is_err());
     }
 }

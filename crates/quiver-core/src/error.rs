@@ -15,4 +15,6 @@ pub enum CoreError {
     NonFiniteVector { index: usize, value: f32 },
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    #[error("invalid filter at {at}: {reason}")]
+    InvalidFilter { at: String, reason: String },
 }

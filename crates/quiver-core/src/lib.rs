@@ -8,10 +8,14 @@ mod config;
 mod distance;
 mod document;
 mod error;
+mod filter;
 mod name;
 
-pub use config::{CollectionConfig, SyncPolicy};
+pub use config::{
+    CollectionConfig, HnswConfig, SyncPolicy, TextAnalyzer, DEFAULT_RESCORE, MAX_RESCORE,
+};
 pub use distance::{dot, normalize, Distance};
 pub use document::{validate_vector, Document, Metadata};
 pub use error::{CoreError, Result};
+pub use filter::{Condition, Filter, KeyPath, MatchValue, Range, MAX_FILTER_DEPTH};
 pub use name::validate_name;

@@ -1,1 +1,30 @@
-//! quiver-index
+//! Quiver's indexes and query building blocks.
+//!
+//! - [`DenseIndex`]: an HNSW graph (hnsw_rs) per segment, cosine / dot / L2, with
+//!   filtering during the graph walk and dump/load without rebuilding.
+//! - [`exact_search`]: brute force, the ground truth and the plan for tiny candidate sets.
+//! - [`MatryoshkaIndex`]: search a vector prefix, rescore at full length.
+//! - [`TextIndex`]: BM25 full-text search (tantivy) with per-collection analyzers and
+//!   WAL-position commit payloads.
+//! - [`RowSet`] / [`RowFilter`]: the one allowed-row set a metadata filter
+//!   ([`quiver_core::Filter`]) compiles into, consulted by both searches.
+//! - [`Fusion`]: RRF and weighted fusion of the two result lists, with explanations.
+//!
+//! Rows are `u64` keys the caller chooses; the crate never interprets them.
+
+mod bm25;
+mod error;
+mod exact;
+mod fusion;
+mod hnsw;
+mod matryoshka;
+mod rowset;
+
+pub use bm25::{Analyzer, CjkTokenizer, TextHit, TextIndex};
+pub use error::{IndexError, Result};
+pub use exact::{exact_search, Hit};
+pub use fusion::{Fused, Fusion, StageHit, DEFAULT_RRF_K};
+pub use hnsw::persist::{LoadOptions, META_FILE};
+pub use hnsw::{DenseIndex, DotDist, HnswParams};
+pub use matryoshka::{MatryoshkaIndex, VectorSource};
+pub use rowset::{RowFilter, RowSet};
