@@ -86,11 +86,17 @@ mod tests {
     fn roundtrip_and_tamper() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = CollectionConfig {
-            dim: 8,
             distance: Distance::L2,
+            ..CollectionConfig::new(8)
         };
         store(dir.path(), &cfg).unwrap();
         assert_eq!(load(dir.path()).unwrap(), cfg);
+        // A file written before the index settings existed still loads.
+        let old = r#"{"format_version": 1, "config": {"dim": 8, "distance": "l2"}, "crc32": CRC}"#
+            .replace("CRC", &checksum(&cfg).unwrap().to_string());
+        std::fs::write(dir.path().join(CONFIG_FILE), old).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), cfg);
+        store(dir.path(), &cfg).unwrap();
         let path = dir.path().join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replace("\"dim\": 8", "\"dim\": 9")).unwrap();

@@ -1,7 +1,7 @@
 //! The engine error type. Variants line up with how a caller should react: bad input
 //! (`InvalidInput`, `Core`), missing or duplicate names (`NotFound`, `AlreadyExists`),
 //! a collection that stopped accepting writes (`ReadOnly`), and everything the storage
-//! layer reports (I/O, corruption).
+//! and index layers report (I/O, corruption).
 
 use quiver_core::CoreError;
 use quiver_storage::StorageError;
@@ -34,6 +34,9 @@ pub enum EngineError {
     /// I/O failure or corrupt data below the engine.
     #[error(transparent)]
     Storage(StorageError),
+    /// A vector or text index failed (I/O, damaged files, the index library).
+    #[error(transparent)]
+    Index(quiver_index::IndexError),
 }
 
 impl From<StorageError> for EngineError {

@@ -1,10 +1,10 @@
 //! Quiver's database and collections.
 //!
 //! A [`Database`] owns a data directory and the collections in it; a [`Collection`]
-//! owns the write path (validate -> one WAL record per batch -> memtable), sealing
-//! into memory-mapped segments, compaction, recovery and exact search. Later layers
-//! (vector and text indexes, the HTTP server) build on the segment and memtable
-//! access exposed here.
+//! owns the write path (validate -> one WAL record per batch -> memtable, text index
+//! and memtable graph), sealing into memory-mapped segments with their HNSW graphs,
+//! compaction, recovery, exact search (the ground truth) and [`Query`]: dense, sparse
+//! and hybrid search with metadata filters.
 //!
 //! Directory layout:
 //!
@@ -14,22 +14,33 @@
 //!   MANIFEST            live segments + checkpoint LSN (quiver_storage::manifest)
 //!   wal/                write-ahead log files
 //!   segments/<id>/      immutable segments + tombstones (quiver_storage::segment)
+//!   segments/<id>/hnsw/ the segment's HNSW graph dump (quiver_index::DenseIndex)
+//!   text/               BM25 index, commit payload = last applied LSN (quiver_index)
 //! ```
 
 mod collection;
 mod config_file;
 mod database;
+mod dense;
 mod error;
 mod live_segment;
 mod memtable;
 mod options;
+mod query;
 mod record;
 mod search;
 
-pub use collection::{Collection, CollectionStats, LiveDoc, SEGMENTS_DIR, WAL_DIR};
+pub use collection::{
+    text_key, Collection, CollectionStats, LiveDoc, SEGMENTS_DIR, TEXT_DIR, WAL_DIR,
+};
 pub use config_file::CONFIG_FILE;
 pub use database::{Database, COLLECTIONS_DIR, LOCK_FILE};
+pub use dense::{has_dump, HNSW_DIR};
 pub use error::{EngineError, Result};
 pub use live_segment::LiveSegment;
 pub use options::{CollectionOptions, DbOptions};
+pub use query::{
+    Explain, Fusion, Query, QueryHit, QueryMode, QueryResult, QueryTimings, StageHit,
+    DEFAULT_RRF_K, HYBRID_CANDIDATES, MAX_TOP_K,
+};
 pub use search::Hit;

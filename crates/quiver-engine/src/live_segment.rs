@@ -1,31 +1,53 @@
 //! A sealed segment as the engine holds it: the immutable mapped [`Segment`] plus its
-//! in-memory tombstone bitmap. Bits are atomics so readers may test them while a
-//! writer marks rows; a dirty flag says the bitmap differs from its file.
+//! in-memory tombstone bitmap and its HNSW graph (see `dense`). Bits are atomics so
+//! readers may test them while a writer marks rows; a dirty flag says the bitmap differs
+//! from its file.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use quiver_core::CollectionConfig;
 use quiver_storage::segment::{Segment, Tombstones};
 
+use crate::dense::{self, VecIndex};
 use crate::Result;
 
-/// A live segment: rows, and which of them are deleted or superseded.
+/// How a segment's graph is obtained when the segment is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GraphSource {
+    /// The segment was just written: build the graph and dump it.
+    Build,
+    /// An existing segment: load its dump, rebuild only if that fails.
+    Load,
+}
+
+/// A live segment: rows, which of them are deleted or superseded, and its graph.
 #[derive(Debug)]
 pub struct LiveSegment {
     segment: Segment,
+    graph: VecIndex,
     bits: Vec<AtomicU64>,
     deleted: AtomicU64,
     dirty: AtomicBool,
 }
 
 impl LiveSegment {
-    /// Opens the segment in `dir` and its persisted tombstones.
-    pub(crate) fn open(dir: &Path) -> Result<LiveSegment> {
+    /// Opens the segment in `dir`, its persisted tombstones and its graph.
+    pub(crate) fn open(
+        dir: &Path,
+        config: &CollectionConfig,
+        graph: GraphSource,
+    ) -> Result<LiveSegment> {
         let segment = Segment::open(dir)?;
         let tombstones = Tombstones::load(dir, segment.len() as u64)?;
         let deleted = tombstones.deleted();
+        let graph = match graph {
+            GraphSource::Build => dense::build_and_dump(&segment, config)?,
+            GraphSource::Load => dense::load_or_rebuild(&segment, config)?,
+        };
         Ok(LiveSegment {
             segment,
+            graph,
             bits: tombstones
                 .words()
                 .iter()
@@ -39,6 +61,11 @@ impl LiveSegment {
     /// The underlying immutable segment.
     pub fn segment(&self) -> &Segment {
         &self.segment
+    }
+
+    /// The segment's HNSW graph.
+    pub(crate) fn graph(&self) -> &VecIndex {
+        &self.graph
     }
 
     /// Segment id.

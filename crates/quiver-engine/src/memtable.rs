@@ -1,8 +1,17 @@
 //! The mutable segment: the newest version of every id written since the last seal,
 //! deletes included (as LSN-stamped tombstones, so an older batch applied late cannot
 //! resurrect a deleted id). It lives in memory only; the WAL makes it durable.
+//!
+//! Every applied write gets a sequence number, the row key of the memtable's HNSW
+//! graph: the graph only grows, so an overwritten version keeps its node and searches
+//! skip it because its id's entry now carries a newer sequence number.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use quiver_index::VectorSource;
+
+use crate::dense::VecIndex;
 
 /// A document version held in memory.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +25,8 @@ pub(crate) struct MemDoc {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MemEntry {
     pub(crate) lsn: u64,
+    /// Sequence number of the write (graph row key).
+    pub(crate) seq: u64,
     pub(crate) doc: Option<MemDoc>,
 }
 
@@ -23,8 +34,12 @@ pub(crate) struct MemEntry {
 #[derive(Debug, Default)]
 pub(crate) struct Memtable {
     entries: HashMap<String, MemEntry>,
+    /// Id of every applied write, indexed by sequence number.
+    by_seq: Vec<Arc<str>>,
     live: usize,
     bytes: usize,
+    /// HNSW graph over the documents, keyed by sequence number.
+    graph: Option<Arc<VecIndex>>,
 }
 
 fn doc_bytes(id: &str, doc: &Option<MemDoc>) -> usize {
@@ -36,28 +51,65 @@ fn doc_bytes(id: &str, doc: &Option<MemDoc>) -> usize {
 }
 
 impl Memtable {
+    /// An empty memtable with its own graph.
+    pub(crate) fn with_graph(graph: VecIndex) -> Self {
+        Memtable {
+            graph: Some(Arc::new(graph)),
+            ..Memtable::default()
+        }
+    }
+
+    /// The memtable's graph (absent only in unit tests).
+    pub(crate) fn graph(&self) -> Option<&Arc<VecIndex>> {
+        self.graph.as_ref()
+    }
+
     /// Records `doc` (or a delete) for `id` at `lsn` unless a newer write of `id` is
-    /// already here. Equal LSNs replace: later documents of one batch win.
-    pub(crate) fn apply(&mut self, id: &str, lsn: u64, doc: Option<MemDoc>) -> bool {
+    /// already here. Equal LSNs replace: later documents of one batch win. Returns the
+    /// write's sequence number when it was applied.
+    pub(crate) fn apply(&mut self, id: &str, lsn: u64, doc: Option<MemDoc>) -> Option<u64> {
         if let Some(old) = self.entries.get(id) {
             if old.lsn > lsn {
-                return false;
+                return None;
             }
         }
+        let seq = self.by_seq.len() as u64;
+        self.by_seq.push(Arc::from(id));
         self.bytes += doc_bytes(id, &doc);
         self.live += usize::from(doc.is_some());
-        if let Some(old) = self.entries.insert(id.to_string(), MemEntry { lsn, doc }) {
+        if let Some(old) = self
+            .entries
+            .insert(id.to_string(), MemEntry { lsn, seq, doc })
+        {
             self.bytes -= doc_bytes(id, &old.doc);
             self.live -= usize::from(old.doc.is_some());
         }
-        true
+        Some(seq)
     }
 
-    /// Inserts an entry only if `id` has none (used to fold a frozen table back in).
-    pub(crate) fn insert_if_absent(&mut self, id: &str, entry: &MemEntry) {
-        if !self.entries.contains_key(id) {
-            self.apply(id, entry.lsn, entry.doc.clone());
+    /// Inserts an entry only if `id` has none (used to fold a frozen table back in);
+    /// returns the new sequence number when it did.
+    pub(crate) fn insert_if_absent(&mut self, id: &str, entry: &MemEntry) -> Option<u64> {
+        if self.entries.contains_key(id) {
+            return None;
         }
+        self.apply(id, entry.lsn, entry.doc.clone())
+    }
+
+    /// The id and current document of write `seq`, if that write is still the newest
+    /// of its id and not a delete.
+    pub(crate) fn current(&self, seq: u64) -> Option<(&str, &MemDoc)> {
+        let id = self.by_seq.get(usize::try_from(seq).ok()?)?;
+        let entry = self.entries.get(&**id)?;
+        (entry.seq == seq)
+            .then_some(entry.doc.as_ref())
+            .flatten()
+            .map(|d| (&**id, d))
+    }
+
+    /// Writes applied so far (graph rows, overwritten versions included).
+    pub(crate) fn writes(&self) -> usize {
+        self.by_seq.len()
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&MemEntry> {
@@ -92,6 +144,12 @@ impl Memtable {
     }
 }
 
+impl VectorSource for Memtable {
+    fn vector(&self, seq: u64) -> Option<&[f32]> {
+        self.current(seq).map(|(_, d)| d.vector.as_slice())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -108,25 +166,30 @@ mod tests {
     #[test]
     fn newest_lsn_wins() {
         let mut m = Memtable::default();
-        assert!(m.apply("a", 5, doc("five")));
-        assert!(!m.apply("a", 4, doc("four")), "older write must not win");
-        assert_eq!(m.get("a").unwrap().doc, doc("five"));
-        assert!(m.apply("a", 6, None));
+        assert_eq!(m.apply("a", 5, doc("five")), Some(0));
         assert!(
-            !m.apply("a", 5, doc("again")),
+            m.apply("a", 4, doc("four")).is_none(),
+            "older write must not win"
+        );
+        assert_eq!(m.get("a").unwrap().doc, doc("five"));
+        assert_eq!(m.current(0).unwrap().0, "a");
+        assert_eq!(m.apply("a", 6, None), Some(1));
+        assert!(m.current(0).is_none() && m.current(1).is_none());
+        assert!(
+            m.apply("a", 5, doc("again")).is_none(),
             "a delete is newer than an old upsert"
         );
         assert_eq!((m.len(), m.live()), (1, 0));
-        assert!(m.apply("b", 7, doc("b")));
-        assert_eq!((m.len(), m.live()), (2, 1));
+        assert_eq!(m.apply("b", 7, doc("b")), Some(2));
+        assert_eq!((m.len(), m.live(), m.writes()), (2, 1, 3));
+        assert_eq!(m.vector(2), Some(&[0.0f32][..]));
         let before = m.bytes();
-        m.insert_if_absent(
-            "b",
-            &MemEntry {
-                lsn: 1,
-                doc: doc("old"),
-            },
-        );
+        let old = MemEntry {
+            lsn: 1,
+            seq: 0,
+            doc: doc("old"),
+        };
+        assert!(m.insert_if_absent("b", &old).is_none());
         assert_eq!(m.get("b").unwrap().lsn, 7);
         assert_eq!(m.bytes(), before);
     }

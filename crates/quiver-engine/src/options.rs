@@ -1,5 +1,7 @@
 //! Tuning knobs for databases and collections.
 
+use std::time::Duration;
+
 use quiver_core::SyncPolicy;
 
 /// Settings every collection of a database is opened with.
@@ -19,6 +21,11 @@ pub struct CollectionOptions {
     pub background_compaction: bool,
     /// Segments with fewer live rows than this are merged by compaction.
     pub compact_small_rows: usize,
+    /// Commit the text index once this many text updates wait (they are invisible to
+    /// text searches until committed).
+    pub text_commit_ops: usize,
+    /// Commit waiting text updates at least this often (background thread).
+    pub text_commit_interval: Duration,
 }
 
 impl Default for CollectionOptions {
@@ -31,6 +38,8 @@ impl Default for CollectionOptions {
             repair: false,
             background_compaction: true,
             compact_small_rows: 200_000,
+            text_commit_ops: 100_000,
+            text_commit_interval: Duration::from_secs(1),
         }
     }
 }

@@ -33,8 +33,8 @@ fn doc(id: &str, v: [f32; 3]) -> Document {
 
 fn l2(dim: usize) -> CollectionConfig {
     CollectionConfig {
-        dim,
         distance: Distance::L2,
+        ..CollectionConfig::new(dim)
     }
 }
 

@@ -5,7 +5,10 @@
 //! checks that
 //! - every acknowledged operation survived, and
 //! - the recovered state is exactly the result of a prefix of the issued operations
-//!   (no holes, nothing half-applied).
+//!   (no holes, nothing half-applied), and
+//! - both indexes agree with it: a dense (HNSW) query by each live document's vector
+//!   finds it among the top 3, and a sparse (BM25) query by its unique word finds it
+//!   first.
 //!
 //! The child is this test binary re-executed with `QUIVER_KILL_CHILD` set, running
 //! only `child_writer_process`. Cycles come from `QUIVER_KILL_CYCLES` (default 50;
@@ -22,7 +25,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use quiver_core::{CollectionConfig, Distance, Document, Metadata, SyncPolicy};
-use quiver_engine::{CollectionOptions, Database, DbOptions};
+use quiver_engine::{Collection, CollectionOptions, Database, DbOptions, Query};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -49,6 +52,11 @@ fn is_delete(n: u64) -> bool {
     n % 5 == 4
 }
 
+/// The unique word in the text of document `b{n}-{j}`.
+fn word(n: u64, j: u64) -> String {
+    format!("tok{n}q{j}")
+}
+
 fn vector(n: u64, j: u64) -> Vec<f32> {
     vec![n as f32, j as f32, 1.0, 0.0]
 }
@@ -57,7 +65,7 @@ fn upsert_docs(n: u64) -> Vec<Document> {
     let mut docs: Vec<Document> = (0..3)
         .map(|j| Document {
             id: format!("b{n}-{j}"),
-            text: String::new(),
+            text: word(n, j),
             metadata: Metadata::new(),
             vector: vector(n, j),
         })
@@ -101,8 +109,8 @@ fn child_writer_process() {
             .create_collection(
                 COLLECTION,
                 CollectionConfig {
-                    dim: 4,
                     distance: Distance::L2,
+                    ..CollectionConfig::new(4)
                 },
             )
             .unwrap(),
@@ -136,7 +144,32 @@ fn recovered_state(dir: &Path) -> BTreeMap<String, Vec<f32>> {
     if let Some(hot) = c.get("hot").unwrap() {
         assert_eq!(hot.vector, vector(hot.text.parse().unwrap(), 9));
     }
+    check_indexes(&c, &state);
     state
+}
+
+/// Every live document is found by its vector (HNSW) and by its word (BM25).
+fn check_indexes(c: &Collection, state: &BTreeMap<String, Vec<f32>>) {
+    for (id, v) in state {
+        let dense: Vec<String> = c
+            .query(&Query::dense(v.clone(), 3))
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        assert!(dense.contains(id), "dense query for {id} gave {dense:?}");
+        let text = match id.strip_prefix('b').and_then(|r| r.split_once('-')) {
+            Some((n, j)) => word(n.parse().unwrap(), j.parse().unwrap()),
+            None => c.get(id).unwrap().unwrap().text,
+        };
+        let sparse = c.query(&Query::sparse(text.as_str(), 1)).unwrap().hits;
+        assert_eq!(
+            sparse.first().map(|h| h.id.as_str()),
+            Some(id.as_str()),
+            "sparse query {text:?}"
+        );
+    }
 }
 
 /// Which prefix length `p` produced `state`, if any.

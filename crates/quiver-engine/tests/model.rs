@@ -3,7 +3,9 @@
 //!
 //! Ids come from a space of 6 so they collide constantly; vectors have 4 small
 //! integer components, so exact-search ties are common and the id tie-break is
-//! exercised. Respects `PROPTEST_CASES`.
+//! exercised. Each text carries one colour word; after every reopen a sparse query for
+//! each colour must return exactly the live documents whose text has it. Respects
+//! `PROPTEST_CASES`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,10 +13,11 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use quiver_core::{normalize, CollectionConfig, Distance, Document, Metadata, SyncPolicy};
-use quiver_engine::{Collection, CollectionOptions, Database, DbOptions};
+use quiver_engine::{Collection, CollectionOptions, Database, DbOptions, Query};
 
 const IDS: u8 = 6;
 const K: usize = 3;
+const COLOURS: [&str; 3] = ["red", "green", "blue"];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -103,6 +106,24 @@ fn check(
     Ok(())
 }
 
+/// Sparse search for each colour finds exactly the live documents that have it.
+fn check_text(c: &Collection, model: &Model) -> Result<(), TestCaseError> {
+    for colour in COLOURS {
+        let hits = c
+            .query(&Query::sparse(colour, 10))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut got: Vec<String> = hits.hits.into_iter().map(|h| h.id).collect();
+        got.sort();
+        let want: Vec<String> = model
+            .iter()
+            .filter(|(_, (text, _))| text.split(' ').any(|w| w == colour))
+            .map(|(id, _)| id.clone())
+            .collect();
+        prop_assert_eq!(got, want, "sparse {}", colour);
+    }
+    Ok(())
+}
+
 fn run(ops: Vec<Op>, distance: Distance, seal_rows: usize) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
     let open = || {
@@ -110,7 +131,10 @@ fn run(ops: Vec<Op>, distance: Distance, seal_rows: usize) -> Result<(), TestCas
             .map_err(|e| TestCaseError::fail(e.to_string()))
     };
     let mut db = open()?;
-    let config = CollectionConfig { dim: 4, distance };
+    let config = CollectionConfig {
+        distance,
+        ..CollectionConfig::new(4)
+    };
     let mut c = db
         .create_collection("m", config)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -123,7 +147,7 @@ fn run(ops: Vec<Op>, distance: Distance, seal_rows: usize) -> Result<(), TestCas
                     .iter()
                     .map(|&(i, v)| Document {
                         id: format!("id{i}"),
-                        text: format!("id{i} at step {step}"),
+                        text: format!("id{i} at step {step} {}", COLOURS[(step + i as usize) % 3]),
                         metadata: Metadata::new(),
                         vector: to_f32(v),
                     })
@@ -161,6 +185,7 @@ fn run(ops: Vec<Op>, distance: Distance, seal_rows: usize) -> Result<(), TestCas
                 c = db
                     .collection("m")
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                check_text(&c, &model)?;
             }
         }
         check(&c, &model, distance, &query)?;

@@ -5,6 +5,8 @@
 //! only when complete) -> swap it into memory -> persist dirty tombstone bitmaps
 //! (after a WAL sync, so no bit outlives the record that set it) -> replace the
 //! manifest -> only then drop WAL files (seal) or old segment directories (compaction).
+//! A new segment's HNSW graph is built and dumped into its directory before the swap;
+//! a seal commits the text index before the manifest moves the checkpoint.
 //! A crash before the manifest leaves an unreferenced segment that start-up deletes;
 //! a crash after it leaves garbage start-up deletes too. Tombstone bits persisted
 //! early are harmless: their WAL records are above the old checkpoint and replay
@@ -12,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
@@ -20,8 +22,9 @@ use quiver_storage::manifest::Manifest;
 use quiver_storage::segment::{write_segment, SegmentRow};
 use quiver_storage::StorageError;
 
-use super::{Collection, Inner, SEGMENTS_DIR};
-use crate::live_segment::LiveSegment;
+use super::{write, Collection, Inner, SEGMENTS_DIR};
+use crate::dense::VecIndex;
+use crate::live_segment::{GraphSource, LiveSegment};
 use crate::memtable::Memtable;
 use crate::{EngineError, Result};
 
@@ -51,8 +54,11 @@ impl Inner {
     /// a seal or compaction is already running (the next write tries again). A
     /// failure is logged, not returned: the write itself is already durable.
     pub(super) fn seal_if_full(&self) {
+        // Overwrites of the same ids grow the memtable's graph without adding entries.
         let full = |st: &super::State| {
-            st.active.len() >= self.opts.seal_rows || st.active.bytes() >= self.opts.seal_bytes
+            st.active.len() >= self.opts.seal_rows
+                || st.active.bytes() >= self.opts.seal_bytes
+                || st.active.writes() >= self.opts.seal_rows.saturating_mul(2)
         };
         if !full(&self.state.read()) {
             return;
@@ -82,6 +88,7 @@ impl Inner {
 
     pub(super) fn seal_locked(&self, manifest: &mut Manifest) -> Result<bool> {
         self.check_writable()?;
+        let fresh = Memtable::with_graph(VecIndex::new(&self.config, self.opts.seal_rows)?);
         let (frozen, checkpoint) = {
             let _gate = self.gate.write();
             let mut st = self.state.write();
@@ -91,7 +98,7 @@ impl Inner {
             // No writer is between append and apply, so every record up to the WAL's
             // last LSN is in the memtable being frozen.
             let checkpoint = self.wal.last_lsn();
-            let frozen = Arc::new(std::mem::take(&mut st.active));
+            let frozen = Arc::new(std::mem::replace(&mut st.active, fresh));
             st.frozen = Some(Arc::clone(&frozen));
             (frozen, checkpoint)
         };
@@ -100,11 +107,21 @@ impl Inner {
             Err(e) => {
                 // Keep the frozen writes visible: fold them back under the newer ones.
                 let mut st = self.state.write();
+                let mut rows = Vec::new();
                 if st.frozen.is_some() {
                     for (id, entry) in frozen.iter() {
-                        st.active.insert_if_absent(id, entry);
+                        if let (Some(seq), Some(d)) =
+                            (st.active.insert_if_absent(id, entry), &entry.doc)
+                        {
+                            rows.push((seq, d.vector.clone()));
+                        }
                     }
                     st.frozen = None;
+                }
+                let graph = st.active.graph().cloned();
+                drop(st);
+                if let Some(g) = graph {
+                    write::insert_rows(&g, &rows);
                 }
                 Err(e)
             }
@@ -136,7 +153,11 @@ impl Inner {
             let id = manifest.next_segment_id;
             let path = write_segment(&seg_dir, id, self.config.dim, &mut rows)?;
             manifest.next_segment_id = id + 1;
-            Some(Arc::new(LiveSegment::open(&path)?))
+            Some(Arc::new(LiveSegment::open(
+                &path,
+                &self.config,
+                GraphSource::Build,
+            )?))
         };
         {
             let mut st = self.state.write();
@@ -156,6 +177,8 @@ impl Inner {
             manifest.segments.push(seg.id());
         }
         self.persist_tombstones()?;
+        // The text index must cover the new checkpoint before the WAL below it goes.
+        self.commit_text()?;
         let mut next = manifest.clone();
         next.checkpoint_lsn = checkpoint.max(manifest.checkpoint_lsn);
         next.store(&self.dir)?;
@@ -242,7 +265,11 @@ impl Inner {
             let id = manifest.next_segment_id;
             let path = write_segment(&seg_dir, id, self.config.dim, &mut rows)?;
             manifest.next_segment_id = id + 1;
-            Some(Arc::new(LiveSegment::open(&path)?))
+            Some(Arc::new(LiveSegment::open(
+                &path,
+                &self.config,
+                GraphSource::Build,
+            )?))
         };
 
         let old_ids: Vec<u64> = picked.iter().map(|(s, _)| s.id()).collect();
@@ -287,8 +314,9 @@ impl Inner {
     }
 }
 
-/// The background compaction thread of one collection. It wakes after each seal,
-/// holds only a weak reference between runs, and exits when its channel closes.
+/// The background thread of one collection: it compacts after each seal (when
+/// background compaction is on) and commits waiting text index updates on a timer.
+/// It holds only a weak reference between runs and exits when its channel closes.
 #[derive(Debug)]
 pub(super) struct Compactor {
     handle: JoinHandle<()>,
@@ -298,15 +326,22 @@ impl Compactor {
     pub(super) fn start(inner: &Arc<Inner>) -> Result<(Compactor, SyncSender<()>)> {
         let (tx, rx) = sync_channel::<()>(1);
         let weak: Weak<Inner> = Arc::downgrade(inner);
+        let interval = inner.opts.text_commit_interval;
         let handle = std::thread::Builder::new()
-            .name(format!("compact-{}", inner.name))
-            .spawn(move || {
-                while rx.recv().is_ok() {
-                    let Some(inner) = weak.upgrade() else { break };
+            .name(format!("maint-{}", inner.name))
+            .spawn(move || loop {
+                let woke = match rx.recv_timeout(interval) {
+                    Ok(()) => true,
+                    Err(RecvTimeoutError::Timeout) => false,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                let Some(inner) = weak.upgrade() else { break };
+                if woke && inner.opts.background_compaction {
                     if let Err(e) = inner.compact() {
                         tracing::error!(collection = %inner.name, error = %e, "compaction failed");
                     }
                 }
+                inner.commit_text_if_pending();
             })
             .map_err(|e| StorageError::io(&inner.dir, e))?;
         Ok((Compactor { handle }, tx))

@@ -9,11 +9,14 @@
 //! that the active memtable has already overwritten.
 //!
 //! Locks, always taken in this order: `maint` (seal / compaction, holds the manifest),
-//! `gate` (writers shared across WAL append + apply; a seal takes it exclusively only
-//! to freeze the memtable, so the checkpoint LSN covers every applied record), and
-//! `state` (memtables and the segment list).
+//! `text_commit` (one text index commit at a time), `gate` (writers shared across WAL
+//! append + apply; a seal takes it exclusively only to freeze the memtable, so the
+//! checkpoint LSN covers every applied record, and a text commit briefly to read an
+//! LSN every applied record is below), and `state` (memtables and the segment list).
 
 mod maintenance;
+mod query;
+mod text;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -23,14 +26,16 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use quiver_core::{
-    normalize, validate_name, validate_vector, CollectionConfig, Document, Metadata,
+    normalize, validate_name, validate_vector, CollectionConfig, Document, Filter, Metadata,
 };
+use quiver_index::TextIndex;
 use quiver_storage::manifest::Manifest;
 use quiver_storage::segment::{self, segment_path};
 use quiver_storage::wal::{Wal, WalOptions};
 use quiver_storage::{fsutil, StorageError};
 
-use crate::live_segment::LiveSegment;
+use crate::dense::{index_err, VecIndex};
+use crate::live_segment::{GraphSource, LiveSegment};
 use crate::memtable::{MemDoc, Memtable};
 use crate::search::{Hit, TopK};
 use crate::{config_file, CollectionOptions, EngineError, Result};
@@ -39,6 +44,7 @@ use crate::{config_file, CollectionOptions, EngineError, Result};
 pub const SEGMENTS_DIR: &str = "segments";
 /// Sub-directory holding WAL files.
 pub const WAL_DIR: &str = "wal";
+pub use text::{text_key, TEXT_DIR};
 
 /// What a collection holds right now, and what its last open recovered.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -95,6 +101,13 @@ pub(crate) struct Inner {
     replayed_rows: usize,
     mapped_rows: usize,
     compact_signal: Mutex<Option<SyncSender<()>>>,
+    /// The BM25 index over every visible document's text.
+    text: TextIndex,
+    /// Text updates since the last text commit.
+    text_pending: AtomicU64,
+    /// LSN recorded by the last text commit.
+    text_committed: AtomicU64,
+    text_commit: Mutex<()>,
 }
 
 /// An open collection. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -120,6 +133,8 @@ impl Drop for Collection {
         if let Some(c) = self.compactor.take() {
             c.stop();
         }
+        // Close: later opens then replay nothing into the text index.
+        self.inner.commit_text_if_pending();
     }
 }
 
@@ -136,6 +151,28 @@ fn to_document(id: &str, text: &str, metadata_json: &str, vector: &[f32]) -> Res
 
 fn mem_document(id: &str, doc: &MemDoc) -> Result<Document> {
     to_document(id, &doc.text, &doc.metadata_json, &doc.vector)
+}
+
+/// The visible version of `id` in `st` (active memtable, frozen one, then segments).
+fn visible_doc(st: &State, id: &str) -> Result<Option<Document>> {
+    if let Some(e) = st.active.get(id) {
+        return e.doc.as_ref().map(|d| mem_document(id, d)).transpose();
+    }
+    if let Some(e) = st.frozen.as_ref().and_then(|f| f.get(id)) {
+        return e.doc.as_ref().map(|d| mem_document(id, d)).transpose();
+    }
+    for seg in &st.segments {
+        if let Some(row) = seg.find_live(id) {
+            let d = seg.segment().doc(row)?;
+            return to_document(d.id, d.text, d.metadata_json, d.vector).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// Parses stored metadata for filter evaluation; unreadable metadata matches nothing.
+fn parse_metadata(json: &str) -> Option<Metadata> {
+    serde_json::from_str(json).ok()
 }
 
 impl Collection {
@@ -163,7 +200,7 @@ impl Collection {
         for &id in &manifest.segments {
             let path = segment_path(&seg_dir, id);
             fsutil::remove_temp_files(&path)?;
-            let seg = LiveSegment::open(&path)?;
+            let seg = LiveSegment::open(&path, &config, GraphSource::Load)?;
             if seg.segment().dim() != config.dim {
                 return Err(StorageError::Corruption {
                     file: path,
@@ -179,6 +216,7 @@ impl Collection {
             mapped_rows += seg.segment().len();
             state.segments.push(Arc::new(seg));
         }
+        state.active = Memtable::with_graph(VecIndex::new(&config, opts.seal_rows)?);
 
         let wal_opts = WalOptions {
             sync: opts.sync,
@@ -187,16 +225,44 @@ impl Collection {
         };
         let wal_dir = dir.join(WAL_DIR);
         let (wal, records) = Wal::open(&wal_dir, wal_opts, manifest.checkpoint_lsn)?;
+        let (text, text_start) = text::open(
+            dir,
+            config.analyzer,
+            manifest.checkpoint_lsn,
+            wal.last_lsn(),
+        )?;
         let mut replayed_rows = 0;
         let replayed_records = records.len();
+        let mut graph_rows = Vec::new();
         for rec in records {
             if rec.lsn <= manifest.checkpoint_lsn {
                 continue;
             }
-            replayed_rows += write::replay(&mut state, &rec, &wal_dir)?;
+            let into_text = match text_start {
+                text::TextStart::Replay(after) => rec.lsn > after,
+                text::TextStart::Rebuild => false,
+            };
+            let (n, applied) =
+                write::replay(&mut state, &rec, &wal_dir, into_text.then_some(&text))?;
+            replayed_rows += n;
+            graph_rows.extend(applied.rows);
         }
         if replayed_records > 0 {
             tracing::info!(collection = %name, replayed_records, replayed_rows, "replayed WAL");
+        }
+        // Versions a later record overwrote need no graph node.
+        graph_rows.retain(|(seq, _)| state.active.current(*seq).is_some());
+        if let Some(g) = state.active.graph() {
+            write::insert_rows(g, &graph_rows);
+        }
+        if text_start == text::TextStart::Rebuild {
+            let n = text::rebuild(&text, &state)?;
+            tracing::info!(collection = %name, documents = n, "indexed text");
+        }
+        let wal_last = wal.last_lsn();
+        if text.last_lsn().map_err(index_err)? != Some(wal_last) {
+            wal.sync()?;
+            text.commit(wal_last).map_err(index_err)?;
         }
 
         let inner = Arc::new(Inner {
@@ -213,15 +279,17 @@ impl Collection {
             replayed_rows,
             mapped_rows,
             compact_signal: Mutex::new(None),
+            text,
+            text_pending: AtomicU64::new(0),
+            text_committed: AtomicU64::new(wal_last),
+            text_commit: Mutex::new(()),
         });
-        let compactor = if inner.opts.background_compaction {
-            let (c, tx) = maintenance::Compactor::start(&inner)?;
-            *inner.compact_signal.lock() = Some(tx);
-            Some(c)
-        } else {
-            None
-        };
-        Ok(Collection { inner, compactor })
+        let (c, tx) = maintenance::Compactor::start(&inner)?;
+        *inner.compact_signal.lock() = Some(tx);
+        Ok(Collection {
+            inner,
+            compactor: Some(c),
+        })
     }
 
     /// The collection's name.
@@ -257,26 +325,30 @@ impl Collection {
 
     /// Forces every acknowledged write to stable storage (useful with
     /// `SyncPolicy::Never` / `IntervalMs` before a planned shutdown).
+    /// Also commits the text index, making every text update visible to searches.
     pub fn sync(&self) -> Result<()> {
-        Ok(self.inner.wal.sync()?)
+        self.inner.wal.sync()?;
+        self.inner.commit_text()
+    }
+
+    /// Commits the text index now: text searches see every write made so far.
+    pub fn commit_text(&self) -> Result<()> {
+        self.inner.commit_text()
+    }
+
+    /// The LSN recorded by the text index's last commit (`None` before the first).
+    pub fn text_index_lsn(&self) -> Result<Option<u64>> {
+        self.inner.text.last_lsn().map_err(index_err)
+    }
+
+    /// Documents visible to text searches (committed, not deleted).
+    pub fn text_index_docs(&self) -> u64 {
+        self.inner.text.num_docs()
     }
 
     /// The visible version of `id`, if any.
     pub fn get(&self, id: &str) -> Result<Option<Document>> {
-        let st = self.inner.state.read();
-        if let Some(e) = st.active.get(id) {
-            return e.doc.as_ref().map(|d| mem_document(id, d)).transpose();
-        }
-        if let Some(e) = st.frozen.as_ref().and_then(|f| f.get(id)) {
-            return e.doc.as_ref().map(|d| mem_document(id, d)).transpose();
-        }
-        for seg in &st.segments {
-            if let Some(row) = seg.find_live(id) {
-                let d = seg.segment().doc(row)?;
-                return to_document(d.id, d.text, d.metadata_json, d.vector).map(Some);
-            }
-        }
-        Ok(None)
+        visible_doc(&self.inner.state.read(), id)
     }
 
     /// Number of visible documents.
@@ -329,29 +401,47 @@ impl Collection {
     /// Exact nearest neighbours of `query` by brute force over every visible
     /// document: the ground truth approximate indexes are measured against.
     pub fn search_exact(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.search_exact_filtered(query, k, None)
+    }
+
+    /// [`Collection::search_exact`] restricted to documents whose metadata matches
+    /// `filter`: the ground truth for filtered queries.
+    pub fn search_exact_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<Hit>> {
         validate_vector(query, self.inner.config.dim)?;
         let distance = self.inner.config.distance;
         let mut q = query.to_vec();
         if distance.normalizes() {
             normalize(&mut q);
         }
+        let keep =
+            |json: &str| filter.is_none_or(|f| parse_metadata(json).is_some_and(|m| f.matches(&m)));
         let st = self.inner.state.read();
         let mut top = TopK::new(k);
         for (id, e) in st.active.iter() {
-            if let Some(d) = &e.doc {
+            if let Some(d) = e.doc.as_ref().filter(|d| keep(&d.metadata_json)) {
                 top.push(id, distance.score(&q, &d.vector));
             }
         }
         if let Some(frozen) = &st.frozen {
             for (id, e) in frozen.iter() {
                 if let (Some(d), false) = (&e.doc, st.active.contains(id)) {
-                    top.push(id, distance.score(&q, &d.vector));
+                    if keep(&d.metadata_json) {
+                        top.push(id, distance.score(&q, &d.vector));
+                    }
                 }
             }
         }
         for seg in &st.segments {
             let s = seg.segment();
             for row in seg.live_rows() {
+                if filter.is_some() && !keep(s.doc(row)?.metadata_json) {
+                    continue;
+                }
                 top.push(s.id_of(row), distance.score(&q, s.vector(row)));
             }
         }

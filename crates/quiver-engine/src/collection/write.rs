@@ -1,17 +1,24 @@
-//! The write path: validate, log one WAL record per batch, apply to the memtable.
+//! The write path: validate, log one WAL record per batch, apply to the memtable,
+//! the text index and the memtable's HNSW graph.
 //!
 //! Nothing is written before the whole batch validates, so a bad document leaves the
 //! collection and its WAL untouched. Application compares LSNs: a batch that reaches
 //! the memtable after a newer write of the same id (concurrent writers) is ignored for
-//! that id.
+//! that id, in the memtable and the text index alike (both under the state lock). The
+//! graph insert runs after the state lock is released, still inside the writers' gate.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use quiver_index::TextIndex;
 
 use quiver_core::{normalize, validate_vector, Document};
 use quiver_storage::wal::WalRecord;
 use quiver_storage::StorageError;
 
-use super::{Collection, Inner, State};
+use super::{text, Collection, Inner, State};
+use crate::dense::VecIndex;
 use crate::memtable::MemDoc;
 use crate::record::{self, WalDoc, KIND_DELETE, KIND_UPSERT};
 use crate::{EngineError, Result};
@@ -23,6 +30,7 @@ impl Collection {
     /// batch writes nothing and returns the current LSN.
     pub fn upsert(&self, docs: Vec<Document>) -> Result<u64> {
         let lsn = self.inner.upsert(docs)?;
+        self.inner.commit_text_if_due();
         self.inner.seal_if_full();
         Ok(lsn)
     }
@@ -31,6 +39,7 @@ impl Collection {
     /// An empty list writes nothing and returns the current LSN.
     pub fn delete(&self, ids: &[String]) -> Result<u64> {
         let lsn = self.inner.delete(ids)?;
+        self.inner.commit_text_if_due();
         self.inner.seal_if_full();
         Ok(lsn)
     }
@@ -83,7 +92,12 @@ impl Inner {
         // between the two, so its checkpoint never skips an applied record.
         let _gate = self.gate.read();
         let lsn = self.wal.append(KIND_UPSERT, &payload)?;
-        apply_upsert(&mut self.state.write(), lsn, docs);
+        let applied = {
+            let mut st = self.state.write();
+            let applied = apply_upsert(&mut st, lsn, docs, Some(&self.text));
+            (st.active.graph().cloned(), applied)
+        };
+        self.after_apply(applied.0, applied.1);
         Ok(lsn)
     }
 
@@ -98,9 +112,40 @@ impl Inner {
         let payload = record::encode(&ids)?;
         let _gate = self.gate.read();
         let lsn = self.wal.append(KIND_DELETE, &payload)?;
-        apply_delete(&mut self.state.write(), lsn, ids);
+        let n = apply_delete(&mut self.state.write(), lsn, ids, Some(&self.text));
+        self.text_pending.fetch_add(n as u64, Ordering::AcqRel);
         Ok(lsn)
     }
+
+    /// Counts the text updates and adds the new versions to the memtable's graph.
+    fn after_apply(&self, graph: Option<Arc<VecIndex>>, applied: Applied) {
+        self.text_pending
+            .fetch_add(applied.rows.len() as u64, Ordering::AcqRel);
+        if let Some(g) = graph {
+            insert_rows(&g, &applied.rows);
+        }
+    }
+}
+
+/// Adds rows to a memtable graph; a failure only costs recall until the next seal
+/// (the graph cannot reject vectors the batch validation accepted).
+pub(super) fn insert_rows(graph: &VecIndex, rows: &[(u64, Vec<f32>)]) {
+    let result = if rows.len() > 64 {
+        let refs: Vec<(u64, &[f32])> = rows.iter().map(|(r, v)| (*r, v.as_slice())).collect();
+        graph.insert_batch(&refs)
+    } else {
+        rows.iter().try_for_each(|(r, v)| graph.insert(*r, v))
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "memtable graph insert failed");
+    }
+}
+
+/// The writes of one record that were applied: memtable sequence numbers and vectors
+/// of the new document versions, for the graph.
+#[derive(Debug, Default)]
+pub(super) struct Applied {
+    pub(super) rows: Vec<(u64, Vec<f32>)>,
 }
 
 /// Marks every segment row of `id` deleted: the memtable now holds a newer write.
@@ -116,44 +161,74 @@ fn newer_in_memtable(st: &State, id: &str, lsn: u64) -> bool {
     st.active.get(id).is_some_and(|e| e.lsn > lsn)
 }
 
-pub(super) fn apply_upsert(st: &mut State, lsn: u64, docs: Vec<WalDoc>) {
+pub(super) fn apply_upsert(
+    st: &mut State,
+    lsn: u64,
+    docs: Vec<WalDoc>,
+    text_index: Option<&TextIndex>,
+) -> Applied {
+    let mut applied = Applied::default();
     for d in docs {
         if newer_in_memtable(st, &d.id, lsn) {
             continue;
         }
         supersede(st, &d.id);
+        if let Some(t) = text_index {
+            text::apply(t, &d.id, Some(&d.text));
+        }
+        let vector = d.vector.clone();
         let doc = MemDoc {
             text: d.text,
             metadata_json: d.metadata_json,
             vector: d.vector,
         };
-        st.active.apply(&d.id, lsn, Some(doc));
+        if let Some(seq) = st.active.apply(&d.id, lsn, Some(doc)) {
+            applied.rows.push((seq, vector));
+        }
     }
+    applied
 }
 
-pub(super) fn apply_delete(st: &mut State, lsn: u64, ids: &[String]) {
+/// Applies deletes; returns how many reached the memtable.
+pub(super) fn apply_delete(
+    st: &mut State,
+    lsn: u64,
+    ids: &[String],
+    text_index: Option<&TextIndex>,
+) -> usize {
+    let mut n = 0;
     for id in ids {
         if newer_in_memtable(st, id, lsn) {
             continue;
         }
         supersede(st, id);
+        if let Some(t) = text_index {
+            text::apply(t, id, None);
+        }
         st.active.apply(id, lsn, None);
+        n += 1;
     }
+    n
 }
 
-/// Applies one recovered WAL record; returns how many documents or deletes it held.
-pub(super) fn replay(st: &mut State, rec: &WalRecord, wal_dir: &Path) -> Result<usize> {
+/// Applies one recovered WAL record (to the text index too when `text_index` is
+/// given); returns how many documents or deletes it held and the graph rows to add.
+pub(super) fn replay(
+    st: &mut State,
+    rec: &WalRecord,
+    wal_dir: &Path,
+    text_index: Option<&TextIndex>,
+) -> Result<(usize, Applied)> {
     match rec.kind {
         KIND_UPSERT => {
             let docs: Vec<WalDoc> = record::decode(&rec.payload)?;
             let n = docs.len();
-            apply_upsert(st, rec.lsn, docs);
-            Ok(n)
+            Ok((n, apply_upsert(st, rec.lsn, docs, text_index)))
         }
         KIND_DELETE => {
             let ids: Vec<String> = record::decode(&rec.payload)?;
-            apply_delete(st, rec.lsn, &ids);
-            Ok(ids.len())
+            apply_delete(st, rec.lsn, &ids, text_index);
+            Ok((ids.len(), Applied::default()))
         }
         other => Err(StorageError::Corruption {
             file: wal_dir.to_path_buf(),

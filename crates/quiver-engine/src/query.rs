@@ -1,0 +1,144 @@
+//! Query requests and results: dense (HNSW), sparse (BM25) and hybrid (both, fused).
+//!
+//! A [`Query`] names its mode; dense and hybrid need a vector, sparse and hybrid need
+//! text. The metadata filter applies to every mode: it is compiled once per query
+//! into one allowed-row set per segment and memtable, which both the graph walk and
+//! the BM25 scoring loop consult. Results carry the stored text and metadata and,
+//! when `explain` is set, each hit's rank and score in the dense and sparse lists and
+//! its fused score; [`QueryTimings`] reports where the time went.
+
+use std::time::Duration;
+
+use quiver_core::{Filter, Metadata};
+pub use quiver_index::{Fusion, StageHit, DEFAULT_RRF_K};
+
+/// Which searches a query runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueryMode {
+    /// Nearest neighbours of the query vector (HNSW).
+    #[default]
+    Dense,
+    /// BM25 over the query text.
+    Sparse,
+    /// Both, fused by the query's [`Fusion`].
+    Hybrid,
+}
+
+/// Candidates each list contributes to a hybrid fusion, at least.
+pub const HYBRID_CANDIDATES: usize = 100;
+/// Largest `top_k` a query may ask for.
+pub const MAX_TOP_K: usize = quiver_core::MAX_RESCORE;
+
+/// One query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub mode: QueryMode,
+    /// Query vector at the collection's full `dim` (dense and hybrid).
+    pub vector: Option<Vec<f32>>,
+    /// Query text (sparse and hybrid).
+    pub text: Option<String>,
+    /// Results wanted, 1..=[`MAX_TOP_K`].
+    pub top_k: usize,
+    /// Metadata filter every hit must match.
+    pub filter: Option<Filter>,
+    /// How hybrid queries merge the two lists.
+    pub fusion: Fusion,
+    /// HNSW search width for this query (default: the collection's `ef_search`).
+    pub ef: Option<usize>,
+    /// Report per-stage ranks and scores on every hit.
+    pub explain: bool,
+}
+
+impl Query {
+    fn base(mode: QueryMode, top_k: usize) -> Self {
+        Query {
+            mode,
+            vector: None,
+            text: None,
+            top_k,
+            filter: None,
+            fusion: Fusion::default(),
+            ef: None,
+            explain: false,
+        }
+    }
+
+    /// A dense query.
+    pub fn dense(vector: Vec<f32>, top_k: usize) -> Self {
+        Query {
+            vector: Some(vector),
+            ..Self::base(QueryMode::Dense, top_k)
+        }
+    }
+
+    /// A sparse (BM25) query.
+    pub fn sparse(text: impl Into<String>, top_k: usize) -> Self {
+        Query {
+            text: Some(text.into()),
+            ..Self::base(QueryMode::Sparse, top_k)
+        }
+    }
+
+    /// A hybrid query.
+    pub fn hybrid(vector: Vec<f32>, text: impl Into<String>, top_k: usize) -> Self {
+        Query {
+            vector: Some(vector),
+            text: Some(text.into()),
+            ..Self::base(QueryMode::Hybrid, top_k)
+        }
+    }
+
+    /// The same query with `filter`.
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// The same query with explanations on.
+    pub fn explained(mut self) -> Self {
+        self.explain = true;
+        self
+    }
+}
+
+/// Why a hit ranked where it did.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Explain {
+    /// Rank and score in the dense list, if the dense search found it.
+    pub dense: Option<StageHit>,
+    /// Rank and BM25 score in the sparse list, if the text search found it.
+    pub sparse: Option<StageHit>,
+    /// Fused score (hybrid queries only).
+    pub fused: Option<f32>,
+}
+
+/// One result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryHit {
+    pub id: String,
+    /// Dense: similarity; sparse: BM25; hybrid: fused score. Higher is better.
+    pub score: f32,
+    pub text: String,
+    pub metadata: Metadata,
+    /// Present when the query asked for explanations.
+    pub explain: Option<Explain>,
+}
+
+/// Time spent per stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueryTimings {
+    /// Compiling the filter into allowed-row sets.
+    pub filter: Duration,
+    pub dense: Duration,
+    pub sparse: Duration,
+    pub fusion: Duration,
+    /// Reading the hits' text and metadata.
+    pub fetch: Duration,
+}
+
+/// Hits best first, and timings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueryResult {
+    pub hits: Vec<QueryHit>,
+    pub timings: QueryTimings,
+}
