@@ -1,9 +1,22 @@
-//! The `quiver` binary: server and command-line client in one.
+//! The `quiver` binary: the server (`quiver serve`) and a command-line client for a
+//! running server (`quiver collections|import|query`), plus `quiver models` for the
+//! model files in the data directory.
+
+mod cli;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use quiver_server::{Config, Server};
 
 #[derive(Debug, Parser)]
-#[command(name = "quiver", version, about = "A vector database with built-in embedding")]
+#[command(
+    name = "quiver",
+    version,
+    about = "A vector database with built-in embedding"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -11,19 +24,84 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// List, create, describe or delete collections on a running server.
+    Collections(cli::collections::Args),
+    /// Upload a JSONL file of documents (or a BEIR corpus.jsonl) in batches.
+    Import(cli::import::Args),
+    /// Search a collection.
+    Query(cli::query::Args),
+    /// Download or list embedding and reranking models in the data directory.
+    Models(cli::models::Args),
     /// Print the version and exit.
     Version,
 }
 
-fn main() {
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Configuration file (default: ./server.toml when it exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Listen address, host:port (overrides server.listen; port 0 picks a free one).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Data directory (overrides storage.data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    // Logs go to stderr: stdout carries the bound address and command output.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
     let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Version) | None => println!("quiver {}", env!("CARGO_PKG_VERSION")),
+    let result = match cli.command {
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Collections(args)) => cli::collections::run(args),
+        Some(Command::Import(args)) => cli::import::run(args),
+        Some(Command::Query(args)) => cli::query::run(args),
+        Some(Command::Models(args)) => cli::models::run(args),
+        Some(Command::Version) | None => {
+            println!("quiver {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.storage.data_dir = dir;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = Server::bind(&config).await?;
+        let addr = server.local_addr()?;
+        tracing::info!(%addr, data_dir = %config.storage.data_dir.display(), "serving");
+        // One line on stdout, flushed, so scripts and tests can find the port.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{addr}")?;
+        out.flush()?;
+        drop(out);
+        server.run(quiver_server::shutdown_signal()).await?;
+        Ok(())
+    })
 }

@@ -1,0 +1,135 @@
+//! The application: shared state, the router and its middleware stack, and the bridge
+//! from async handlers to the blocking engine.
+//!
+//! Layers, outermost first: metrics (times everything, 401s included) -> auth (before
+//! any other work) -> limits guard (declared body size, load shedding) -> handler
+//! (which reads the body through [`crate::limits::JsonBody`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post, put};
+use axum::Router;
+use quiver_engine::{Collection, Database};
+use tokio::sync::Semaphore;
+
+use crate::auth::KeySet;
+use crate::config::LimitsConfig;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::{auth, limits, metrics, routes};
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Arc<Database>,
+    pub limits: Arc<LimitsConfig>,
+    pub keys: Arc<KeySet>,
+    pub metrics: Arc<Metrics>,
+    /// Permits for requests in flight; none left means 503 `overloaded`.
+    pub in_flight: Arc<Semaphore>,
+    /// Cleared when shutdown begins, so `/ready` turns 503 before the listener closes.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(db: Arc<Database>, limits: LimitsConfig, keys: KeySet) -> Self {
+        let permits = limits.max_concurrent_requests;
+        AppState {
+            db,
+            limits: Arc::new(limits),
+            keys: Arc::new(keys),
+            metrics: Arc::new(Metrics::new()),
+            in_flight: Arc::new(Semaphore::new(permits)),
+            ready: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` with collection `name` on the blocking pool (engine calls may fsync).
+    ///
+    /// A storage failure on a collection that was dropped meanwhile is reported as
+    /// 404, not 500: the request raced a delete, the server is fine.
+    pub async fn with_collection<T, F>(&self, name: &str, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Collection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        let name = name.to_string();
+        blocking(move || {
+            let c = db.collection(&name)?;
+            match f(&c) {
+                Err(e) if e.status.is_server_error() && !still_open(&db, &name, &c) => {
+                    Err(ApiError::not_found(format!(
+                        "collection {name:?} was deleted during the request"
+                    )))
+                }
+                other => other,
+            }
+        })
+        .await
+    }
+}
+
+fn still_open(db: &Database, name: &str, c: &Arc<Collection>) -> bool {
+    db.collection(name).is_ok_and(|now| Arc::ptr_eq(&now, c))
+}
+
+/// Runs blocking work off the async threads; a panic becomes a 500.
+pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(ApiError::internal(format!("request task failed: {e}"))),
+    }
+}
+
+/// The full router with every route and layer.
+pub fn router(state: AppState) -> Router {
+    use routes::{collections, documents, health, query};
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(crate::openapi::serve))
+        .route("/collections", get(collections::list))
+        .route(
+            "/collections/{name}",
+            put(collections::create)
+                .get(collections::get)
+                .delete(collections::delete),
+        )
+        .route("/collections/{name}/documents", post(documents::upsert))
+        .route(
+            "/collections/{name}/documents/{id}",
+            get(documents::get).delete(documents::delete),
+        )
+        .route("/collections/{name}/query", post(query::query))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), limits::guard))
+        .layer(from_fn_with_state(state.clone(), auth::require_key))
+        .layer(from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}

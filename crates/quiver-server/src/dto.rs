@@ -1,0 +1,348 @@
+//! The JSON shapes of the HTTP API: request and response bodies. They derive
+//! `ToSchema` so `/openapi.json` describes exactly what the routes parse; requests deny
+//! unknown fields so a misspelt option is an error rather than silently ignored.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// How a collection compares vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DistanceName {
+    #[default]
+    Cosine,
+    Dot,
+    L2,
+}
+
+impl From<DistanceName> for quiver_core::Distance {
+    fn from(d: DistanceName) -> Self {
+        match d {
+            DistanceName::Cosine => quiver_core::Distance::Cosine,
+            DistanceName::Dot => quiver_core::Distance::Dot,
+            DistanceName::L2 => quiver_core::Distance::L2,
+        }
+    }
+}
+
+impl From<quiver_core::Distance> for DistanceName {
+    fn from(d: quiver_core::Distance) -> Self {
+        match d {
+            quiver_core::Distance::Cosine => DistanceName::Cosine,
+            quiver_core::Distance::Dot => DistanceName::Dot,
+            quiver_core::Distance::L2 => DistanceName::L2,
+        }
+    }
+}
+
+/// HNSW graph parameters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HnswParams {
+    /// Links per node (2..=128, default 16).
+    pub m: Option<usize>,
+    /// Candidate list size while building (1..=4096, default 200).
+    pub ef_construction: Option<usize>,
+    /// Candidate list size while searching (1..=4096, default 64).
+    pub ef_search: Option<usize>,
+}
+
+/// Analyzer of a collection's keyword index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalyzerName {
+    /// English: lowercase, stop words, stemming.
+    #[default]
+    En,
+    /// Lowercased words.
+    Simple,
+    /// Chinese/Japanese/Korean aware.
+    Cjk,
+}
+
+impl From<AnalyzerName> for quiver_core::TextAnalyzer {
+    fn from(a: AnalyzerName) -> Self {
+        match a {
+            AnalyzerName::En => quiver_core::TextAnalyzer::En,
+            AnalyzerName::Simple => quiver_core::TextAnalyzer::Simple,
+            AnalyzerName::Cjk => quiver_core::TextAnalyzer::Cjk,
+        }
+    }
+}
+
+impl From<quiver_core::TextAnalyzer> for AnalyzerName {
+    fn from(a: quiver_core::TextAnalyzer) -> Self {
+        match a {
+            quiver_core::TextAnalyzer::En => AnalyzerName::En,
+            quiver_core::TextAnalyzer::Simple => AnalyzerName::Simple,
+            quiver_core::TextAnalyzer::Cjk => AnalyzerName::Cjk,
+        }
+    }
+}
+
+/// Body of `PUT /collections/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCollection {
+    /// Stored vector length; required when there is no `embedding_model`.
+    pub dim: Option<usize>,
+    #[serde(default)]
+    pub distance: DistanceName,
+    /// Model that embeds texts posted without a vector.
+    pub embedding_model: Option<String>,
+    /// Shorter Matryoshka prefix to index (at most `dim`).
+    pub index_dim: Option<usize>,
+    /// Instruction used when embedding queries.
+    pub task: Option<String>,
+    /// Model that reranks fused candidates.
+    pub reranker_model: Option<String>,
+    /// Candidates rescored at full `dim` when `index_dim` is shorter (default 100).
+    pub rescore: Option<usize>,
+    /// Text analyzer for keyword search (default `en`).
+    pub analyzer: Option<AnalyzerName>,
+    pub hnsw: Option<HnswParams>,
+}
+
+/// A collection's stored settings.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CollectionConfigView {
+    pub dim: usize,
+    pub distance: DistanceName,
+    pub embedding_model: Option<String>,
+    pub index_dim: Option<usize>,
+    pub rescore: usize,
+    pub task: Option<String>,
+    pub reranker_model: Option<String>,
+    pub analyzer: AnalyzerName,
+    pub hnsw: HnswParams,
+}
+
+impl From<&quiver_core::CollectionConfig> for CollectionConfigView {
+    fn from(c: &quiver_core::CollectionConfig) -> Self {
+        CollectionConfigView {
+            dim: c.dim,
+            distance: c.distance.into(),
+            embedding_model: c.embedding_model.clone(),
+            index_dim: c.index_dim,
+            rescore: c.rescore,
+            task: c.task.clone(),
+            reranker_model: c.reranker_model.clone(),
+            analyzer: c.analyzer.into(),
+            hnsw: HnswParams {
+                m: Some(c.hnsw.m),
+                ef_construction: Some(c.hnsw.ef_construction),
+                ef_search: Some(c.hnsw.ef_search),
+            },
+        }
+    }
+}
+
+/// Body of `GET /collections/{name}` (also returned by create).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CollectionInfo {
+    pub name: String,
+    pub config: CollectionConfigView,
+    /// Visible documents.
+    pub count: usize,
+    /// Live immutable segments.
+    pub segments: usize,
+    /// Documents and deletes not yet sealed into a segment.
+    pub memtable_entries: usize,
+    /// LSN of the last write.
+    pub last_lsn: u64,
+    /// Every write at or below this LSN is in a segment.
+    pub checkpoint_lsn: u64,
+    /// True after a failed WAL sync: writes are refused until a restart.
+    pub read_only: bool,
+}
+
+/// One entry of `GET /collections`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CollectionSummary {
+    pub name: String,
+    pub dim: usize,
+    pub distance: DistanceName,
+    pub count: usize,
+}
+
+/// Body of `GET /collections`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CollectionList {
+    pub collections: Vec<CollectionSummary>,
+}
+
+/// Body of `DELETE /collections/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: bool,
+}
+
+/// A document as posted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentIn {
+    /// Upsert key: a later write of the same id replaces this one.
+    pub id: String,
+    #[serde(default)]
+    pub text: String,
+    /// Any JSON object.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Map<String, Value>,
+    /// Required until the collection has an embedding model.
+    pub vector: Option<Vec<f32>>,
+}
+
+/// Body of `POST /collections/{name}/documents`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertRequest {
+    pub documents: Vec<DocumentIn>,
+}
+
+/// Answer to an upsert: the WAL record's LSN, once durable per the sync policy.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UpsertResponse {
+    pub lsn: u64,
+    pub upserted: usize,
+}
+
+/// Body of `GET /collections/{name}/documents/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DocumentOut {
+    pub id: String,
+    pub text: String,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Map<String, Value>,
+    pub vector: Vec<f32>,
+}
+
+/// Answer to a document delete.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeleteResponse {
+    pub lsn: u64,
+    pub deleted: bool,
+}
+
+/// Which candidate lists a query uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryMode {
+    /// Vector similarity only.
+    Dense,
+    /// Keyword (BM25) only.
+    Sparse,
+    /// Both, fused.
+    Hybrid,
+}
+
+/// How dense and sparse candidates are fused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FusionMethod {
+    /// Reciprocal rank fusion.
+    Rrf,
+    /// Min-max normalized scores mixed by `alpha`.
+    Weighted,
+}
+
+/// Fusion settings.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fusion {
+    pub method: FusionMethod,
+    /// RRF constant (default 60).
+    pub k: Option<f32>,
+    /// Weight of the dense scores in weighted fusion, 0..=1.
+    pub alpha: Option<f32>,
+}
+
+/// `true`/`false`, or options.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Rerank {
+    Enabled(bool),
+    Options(RerankOptions),
+}
+
+/// Rerank settings.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RerankOptions {
+    /// How many fused candidates the reranker scores (default 50).
+    pub top_n: Option<usize>,
+}
+
+/// Body of `POST /collections/{name}/query`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    pub text: Option<String>,
+    pub vector: Option<Vec<f32>>,
+    /// Default: `dense` for a vector alone, `hybrid` when there is text.
+    pub mode: Option<QueryMode>,
+    /// Hits to return (default 10).
+    pub top_k: Option<usize>,
+    /// Metadata filter: `{"must": [...], "should": [...], "must_not": [...]}`.
+    #[schema(value_type = Object)]
+    pub filter: Option<Value>,
+    pub fusion: Option<Fusion>,
+    pub rerank: Option<Rerank>,
+    /// Instruction used to embed the query text.
+    pub task: Option<String>,
+    /// HNSW search width for this query (default: the collection's `ef_search`).
+    pub ef: Option<usize>,
+    /// Report per-stage ranks and scores on every hit.
+    #[serde(default)]
+    pub explain: bool,
+}
+
+/// One query hit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueryHit {
+    pub id: String,
+    /// Higher is closer.
+    pub score: f32,
+    pub text: String,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Map<String, Value>,
+    /// Per-stage ranks and scores, when `explain` was set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<ExplainOut>,
+}
+
+/// A hit's place in one candidate list.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct StageOut {
+    /// 1-based position in the list.
+    pub rank: usize,
+    pub score: f32,
+}
+
+/// Why a hit ranked where it did.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct ExplainOut {
+    /// Place in the dense (vector) list, if it was there.
+    pub dense: Option<StageOut>,
+    /// Place in the sparse (BM25) list, if it was there.
+    pub sparse: Option<StageOut>,
+    /// Fused score (hybrid queries).
+    pub fused: Option<f32>,
+}
+
+/// Body of a query answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueryResponse {
+    pub hits: Vec<QueryHit>,
+    /// Milliseconds per stage (`filter`, `dense`, `sparse`, `fusion`, `fetch`, `total`).
+    pub timings_ms: BTreeMap<String, f64>,
+}
+
+/// Body of `GET /health` and `GET /ready`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    pub status: String,
+}

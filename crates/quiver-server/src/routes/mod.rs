@@ -1,0 +1,6 @@
+//! Route handlers, one module per resource.
+
+pub mod collections;
+pub mod documents;
+pub mod health;
+pub mod query;
