@@ -75,14 +75,20 @@ pub(crate) struct SearchArgs<'a> {
     pub(crate) allowed: Option<usize>,
 }
 
+/// Largest row count a new graph is presized for.
+const MAX_PRESIZED_ROWS: usize = 100_000;
+
 impl VecIndex {
-    /// An empty graph for `config`.
+    /// An empty graph for `config`, sized for about `capacity` rows.
+    ///
+    /// The capacity only presizes hnsw_rs's tables (a graph grows past it), so it is
+    /// capped: a huge seal threshold must not turn into a huge allocation.
     pub(crate) fn new(config: &CollectionConfig, capacity: usize) -> Result<Self> {
         let graph = DenseIndex::new(
             config.graph_dim(),
             config.distance,
             params(config),
-            capacity,
+            capacity.min(MAX_PRESIZED_ROWS),
         )
         .map_err(index_err)?;
         Self::wrap(graph, config)
