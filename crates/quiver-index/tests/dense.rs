@@ -125,7 +125,7 @@ fn rejects_bad_input() {
 
 #[test]
 fn matryoshka_rescoring_recall() {
-    const N: usize = 5_000;
+    const N: usize = 20_000;
     const DIM: usize = 384;
     // Matryoshka-like data: leading components carry more of the signal.
     let (data, queries) = clustered(11, N, 100, DIM, 50, 0.6, |i| 1.0 / (1.0 + i as f32 / 64.0));
