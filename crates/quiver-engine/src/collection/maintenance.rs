@@ -128,13 +128,29 @@ impl Inner {
         }
     }
 
+    /// Writes `rows` as the manifest's next segment and opens it with a fresh graph.
+    /// Shared by seal and compaction; the caller publishes the manifest.
+    fn write_next_segment(
+        &self,
+        manifest: &mut Manifest,
+        rows: &mut [SegmentRow<'_>],
+    ) -> Result<Arc<LiveSegment>> {
+        let id = manifest.next_segment_id;
+        let path = write_segment(&self.dir.join(SEGMENTS_DIR), id, self.config.dim, rows)?;
+        manifest.next_segment_id = id + 1;
+        Ok(Arc::new(LiveSegment::open(
+            &path,
+            &self.config,
+            GraphSource::Build,
+        )?))
+    }
+
     fn seal_frozen(
         &self,
         frozen: &Memtable,
         manifest: &mut Manifest,
         checkpoint: u64,
     ) -> Result<()> {
-        let seg_dir = self.dir.join(SEGMENTS_DIR);
         let mut rows: Vec<SegmentRow<'_>> = frozen
             .iter()
             .filter_map(|(id, e)| {
@@ -150,14 +166,7 @@ impl Inner {
         let new_seg = if rows.is_empty() {
             None
         } else {
-            let id = manifest.next_segment_id;
-            let path = write_segment(&seg_dir, id, self.config.dim, &mut rows)?;
-            manifest.next_segment_id = id + 1;
-            Some(Arc::new(LiveSegment::open(
-                &path,
-                &self.config,
-                GraphSource::Build,
-            )?))
+            Some(self.write_next_segment(manifest, &mut rows)?)
         };
         {
             let mut st = self.state.write();
@@ -242,7 +251,6 @@ impl Inner {
                 .collect()
         };
 
-        let seg_dir = self.dir.join(SEGMENTS_DIR);
         let mut docs = Vec::new();
         for (seg, rows) in &picked {
             for &row in rows {
@@ -262,14 +270,7 @@ impl Inner {
                     vector: d.vector,
                 })
                 .collect();
-            let id = manifest.next_segment_id;
-            let path = write_segment(&seg_dir, id, self.config.dim, &mut rows)?;
-            manifest.next_segment_id = id + 1;
-            Some(Arc::new(LiveSegment::open(
-                &path,
-                &self.config,
-                GraphSource::Build,
-            )?))
+            Some(self.write_next_segment(&mut manifest, &mut rows)?)
         };
 
         let old_ids: Vec<u64> = picked.iter().map(|(s, _)| s.id()).collect();
