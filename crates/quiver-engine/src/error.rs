@@ -37,6 +37,9 @@ pub enum EngineError {
     /// A vector or text index failed (I/O, damaged files, the index library).
     #[error(transparent)]
     Index(quiver_index::IndexError),
+    /// An embedding or reranker model could not be found, loaded or run.
+    #[error(transparent)]
+    Model(quiver_embed::EmbedError),
 }
 
 impl From<StorageError> for EngineError {

@@ -4,7 +4,8 @@
 //! owns the write path (validate -> one WAL record per batch -> memtable, text index
 //! and memtable graph), sealing into memory-mapped segments with their HNSW graphs,
 //! compaction, recovery, exact search (the ground truth) and [`Query`]: dense, sparse
-//! and hybrid search with metadata filters.
+//! and hybrid search with metadata filters. [`models`] holds the steps that run a model:
+//! embedding documents and query text, and reranking.
 //!
 //! Directory layout:
 //!
@@ -25,6 +26,7 @@ mod dense;
 mod error;
 mod live_segment;
 mod memtable;
+pub mod models;
 mod options;
 mod query;
 mod record;
