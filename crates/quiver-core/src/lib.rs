@@ -10,6 +10,7 @@ mod document;
 mod error;
 mod filter;
 mod name;
+pub mod stats;
 
 pub use config::{
     CollectionConfig, HnswConfig, SyncPolicy, TextAnalyzer, DEFAULT_RESCORE, MAX_RESCORE,

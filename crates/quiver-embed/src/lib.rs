@@ -17,5 +17,5 @@ pub use error::{EmbedError, Result};
 pub use model::{truncate_normalize, Reranker, TextEmbedder};
 pub use qwen3::{ModelOptions, Precision, Qwen3Embedder, Qwen3Reranker};
 pub use registry::ModelRegistry;
-pub use service::{EmbedService, Pending, Priority, RerankService, ServiceConfig};
+pub use service::{EmbedService, Pending, Priority, RerankService, ServiceConfig, ServiceStats};
 pub use tokenizer::TextTokenizer;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use crate::resolve::{self, read_architecture};
 use crate::{
     BertEmbedder, EmbedError, EmbedService, Qwen3Embedder, Qwen3Reranker, RerankService, Result,
-    ServiceConfig, TextEmbedder,
+    ServiceConfig, ServiceStats, TextEmbedder,
 };
 
 /// The models a process has loaded, keyed by name.
@@ -86,6 +86,21 @@ impl ModelRegistry {
         names.extend(lock(&self.rerankers).keys().cloned());
         names.sort();
         names
+    }
+
+    /// Batch counters of every loaded model: `(role, name, stats)`, role being
+    /// `"embed"` or `"rerank"`.
+    pub fn stats(&self) -> Vec<(&'static str, String, ServiceStats)> {
+        let mut out: Vec<_> = lock(&self.embedders)
+            .iter()
+            .map(|(name, s)| ("embed", name.clone(), s.stats()))
+            .collect();
+        out.extend(
+            lock(&self.rerankers)
+                .iter()
+                .map(|(name, s)| ("rerank", name.clone(), s.stats())),
+        );
+        out
     }
 
     fn config_for(&self, name: &str) -> ServiceConfig {

@@ -12,11 +12,12 @@ use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post, put};
 use axum::Router;
+use quiver_embed::ModelRegistry;
 use quiver_engine::{Collection, Database};
 use tokio::sync::Semaphore;
 
 use crate::auth::KeySet;
-use crate::config::LimitsConfig;
+use crate::config::{LimitsConfig, ModelsConfig};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::{auth, limits, metrics, routes};
@@ -28,6 +29,10 @@ pub struct AppState {
     pub limits: Arc<LimitsConfig>,
     pub keys: Arc<KeySet>,
     pub metrics: Arc<Metrics>,
+    /// Embedding and reranker models, loaded on first use from `<data>/models`.
+    pub models: Arc<ModelRegistry>,
+    /// `[models]`: which models the model endpoints use when a request names none.
+    pub default_models: Arc<ModelsConfig>,
     /// Permits for requests in flight; none left means 503 `overloaded`.
     pub in_flight: Arc<Semaphore>,
     /// Cleared when shutdown begins, so `/ready` turns 503 before the listener closes.
@@ -35,13 +40,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: Arc<Database>, limits: LimitsConfig, keys: KeySet) -> Self {
+    pub fn new(
+        db: Arc<Database>,
+        limits: LimitsConfig,
+        keys: KeySet,
+        models: &ModelsConfig,
+    ) -> Self {
         let permits = limits.max_concurrent_requests;
+        let registry = Arc::new(ModelRegistry::new(db.root(), models.service()));
         AppState {
+            metrics: Arc::new(Metrics::new(Arc::clone(&registry))),
+            models: registry,
+            default_models: Arc::new(models.clone()),
             db,
             limits: Arc::new(limits),
             keys: Arc::new(keys),
-            metrics: Arc::new(Metrics::new()),
             in_flight: Arc::new(Semaphore::new(permits)),
             ready: Arc::new(AtomicBool::new(true)),
         }
@@ -95,7 +108,7 @@ where
 
 /// The full router with every route and layer.
 pub fn router(state: AppState) -> Router {
-    use routes::{collections, documents, health, query};
+    use routes::{collections, documents, health, models, query};
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
@@ -114,6 +127,9 @@ pub fn router(state: AppState) -> Router {
             get(documents::get).delete(documents::delete),
         )
         .route("/collections/{name}/query", post(query::query))
+        .route("/embed", post(models::embed_tei))
+        .route("/rerank", post(models::rerank_tei))
+        .route("/v1/embeddings", post(models::embeddings_openai))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), limits::guard))

@@ -71,10 +71,13 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Whether a request changes data.
+/// POST routes that only compute (run a model) and change nothing.
+const MODEL_ROUTES: [&str; 3] = ["/embed", "/rerank", "/v1/embeddings"];
+
 pub fn is_mutating(method: &Method, path: &str) -> bool {
     match *method {
         Method::PUT | Method::DELETE | Method::PATCH => true,
-        Method::POST => !path.ends_with("/query"),
+        Method::POST => !(path.ends_with("/query") || MODEL_ROUTES.contains(&path)),
         _ => false,
     }
 }
@@ -140,6 +143,8 @@ mod tests {
     fn query_is_the_only_reading_post() {
         assert!(is_mutating(&Method::POST, "/collections/a/documents"));
         assert!(!is_mutating(&Method::POST, "/collections/a/query"));
+        assert!(!is_mutating(&Method::POST, "/embed"));
+        assert!(!is_mutating(&Method::POST, "/v1/embeddings"));
         assert!(is_mutating(&Method::PUT, "/collections/a"));
         assert!(is_mutating(&Method::DELETE, "/collections/a/documents/x"));
         assert!(!is_mutating(&Method::GET, "/collections"));

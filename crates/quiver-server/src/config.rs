@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use quiver_core::SyncPolicy;
+use quiver_embed::ServiceConfig;
 use serde::Deserialize;
 
 use crate::{Result, ServerError};
@@ -23,10 +24,12 @@ pub struct Config {
     pub storage: StorageConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub models: ModelsConfig,
 }
 
 /// Sections that `QUIVER_<SECTION>_<KEY>` variables may address.
-const SECTIONS: [&str; 3] = ["server", "storage", "limits"];
+const SECTIONS: [&str; 4] = ["server", "storage", "limits", "models"];
 
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:6433";
@@ -140,6 +143,52 @@ impl Default for LimitsConfig {
     }
 }
 
+/// The `[models]` section: defaults for the model endpoints and the batching of every
+/// model the server loads (from `<data_dir>/models`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Embedding model for `/embed` and `/v1/embeddings` requests that name none.
+    pub embedding: Option<String>,
+    /// Reranker for `/rerank` requests that name none.
+    pub reranker: Option<String>,
+    /// Largest padded batch, in tokens (items × longest item).
+    pub max_batch_tokens: usize,
+    /// Most texts in one batch.
+    pub max_batch_items: usize,
+    /// Most texts waiting per model; beyond it requests get 503 `overloaded`.
+    pub max_queued_items: usize,
+    /// Query embeddings cached per model (0 disables the cache).
+    pub query_cache_entries: usize,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        let service = ServiceConfig::default();
+        ModelsConfig {
+            embedding: None,
+            reranker: None,
+            max_batch_tokens: service.max_batch_tokens,
+            max_batch_items: service.max_batch_items,
+            max_queued_items: service.max_queued_items,
+            query_cache_entries: service.cache_entries,
+        }
+    }
+}
+
+impl ModelsConfig {
+    /// The batching settings every model service starts with.
+    pub fn service(&self) -> ServiceConfig {
+        ServiceConfig {
+            max_batch_tokens: self.max_batch_tokens,
+            max_batch_items: self.max_batch_items,
+            max_queued_items: self.max_queued_items,
+            cache_entries: self.query_cache_entries,
+            ..ServiceConfig::default()
+        }
+    }
+}
+
 const ENV_PREFIX: &str = "QUIVER_";
 
 impl Config {
@@ -171,20 +220,24 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         let l = &self.limits;
         let positive = [
-            ("max_body_bytes", l.max_body_bytes),
-            ("max_batch", l.max_batch),
-            ("max_text_bytes", l.max_text_bytes),
-            ("max_id_bytes", l.max_id_bytes),
-            ("max_top_k", l.max_top_k),
-            ("max_json_depth", l.max_json_depth),
-            ("max_filter_depth", l.max_filter_depth),
-            ("max_concurrent_requests", l.max_concurrent_requests),
+            ("limits.max_body_bytes", l.max_body_bytes),
+            ("limits.max_batch", l.max_batch),
+            ("limits.max_text_bytes", l.max_text_bytes),
+            ("limits.max_id_bytes", l.max_id_bytes),
+            ("limits.max_top_k", l.max_top_k),
+            ("limits.max_json_depth", l.max_json_depth),
+            ("limits.max_filter_depth", l.max_filter_depth),
+            ("limits.max_concurrent_requests", l.max_concurrent_requests),
         ];
+        let m = &self.models;
+        let positive = positive.into_iter().chain([
+            ("models.max_batch_tokens", m.max_batch_tokens),
+            ("models.max_batch_items", m.max_batch_items),
+            ("models.max_queued_items", m.max_queued_items),
+        ]);
         for (key, value) in positive {
             if value == 0 {
-                return Err(ServerError::Config(format!(
-                    "limits.{key} must be positive"
-                )));
+                return Err(ServerError::Config(format!("{key} must be positive")));
             }
         }
         if l.max_filter_depth > quiver_core::MAX_FILTER_DEPTH {
@@ -269,6 +322,8 @@ mod tests {
         assert_eq!(cfg.limits.max_top_k, def.limits.max_top_k);
         assert_eq!(cfg.limits.max_json_depth, def.limits.max_json_depth);
         assert_eq!(cfg.limits.max_filter_depth, def.limits.max_filter_depth);
+        assert_eq!(cfg.models.embedding, None);
+        assert_eq!(cfg.models.service(), def.models.service());
     }
 
     #[test]
@@ -287,6 +342,7 @@ mod tests {
                 ("QUIVER_STORAGE_DATA_DIR", "/tmp/q"),
                 ("QUIVER_STORAGE_WAL_SYNC", "{ interval_ms = 5 }"),
                 ("QUIVER_LIMITS_MAX_TOP_K", "7"),
+                ("QUIVER_MODELS_EMBEDDING", "org/model"),
                 ("QUIVER_SERVER_API_KEYS", "secret"),
                 ("QUIVER_SERVER_READ_ONLY_KEYS", "[\"r1\", \"r2\"]"),
                 ("QUIVER_API_KEY", "client-side, ignored"),
@@ -299,6 +355,7 @@ mod tests {
         assert_eq!(cfg.storage.wal_sync, SyncPolicy::IntervalMs(5));
         assert_eq!(cfg.limits.max_batch, 5);
         assert_eq!(cfg.limits.max_top_k, 7);
+        assert_eq!(cfg.models.embedding.as_deref(), Some("org/model"));
         assert_eq!(cfg.server.api_keys, Keys(vec!["secret".into()]));
         assert_eq!(
             cfg.server.read_only_keys,

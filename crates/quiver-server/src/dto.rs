@@ -269,11 +269,16 @@ pub enum Rerank {
 }
 
 /// Rerank settings.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RerankOptions {
+    /// Rerank at all (default true when options are given).
+    pub enabled: Option<bool>,
     /// How many fused candidates the reranker scores (default 50).
-    pub top_n: Option<usize>,
+    #[serde(alias = "top_n")]
+    pub candidates: Option<usize>,
+    /// Instruction for the reranker (default: the model's own).
+    pub instruction: Option<String>,
 }
 
 /// Body of `POST /collections/{name}/query`.
@@ -282,7 +287,8 @@ pub struct RerankOptions {
 pub struct QueryRequest {
     pub text: Option<String>,
     pub vector: Option<Vec<f32>>,
-    /// Default: `dense` for a vector alone, `hybrid` when there is text.
+    /// Default: `dense` for a vector alone, `hybrid` for text and a vector, and for text
+    /// alone `hybrid` when the collection has an embedding model, else `sparse`.
     pub mode: Option<QueryMode>,
     /// Hits to return (default 10).
     pub top_k: Option<usize>,
@@ -331,13 +337,26 @@ pub struct ExplainOut {
     pub sparse: Option<StageOut>,
     /// Fused score (hybrid queries).
     pub fused: Option<f32>,
+    /// The reranker's score and the hit's place before reranking, when reranked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<RerankOut>,
+}
+
+/// A hit's reranking.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct RerankOut {
+    /// The reranker's relevance score (also the hit's `score`).
+    pub score: f32,
+    /// 1-based place in the fused list before reranking.
+    pub rank_before: usize,
 }
 
 /// Body of a query answer.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct QueryResponse {
     pub hits: Vec<QueryHit>,
-    /// Milliseconds per stage (`filter`, `dense`, `sparse`, `fusion`, `fetch`, `total`).
+    /// Milliseconds per stage (`embed`, `filter`, `dense`, `sparse`, `fusion`, `fetch`,
+    /// `rerank`, `total`).
     pub timings_ms: BTreeMap<String, f64>,
 }
 

@@ -27,6 +27,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use quiver_core::CoreError;
+use quiver_embed::EmbedError;
 use quiver_engine::EngineError;
 use quiver_storage::StorageError;
 use serde::Serialize;
@@ -159,8 +160,23 @@ impl From<EngineError> for ApiError {
             EngineError::Core(CoreError::InvalidConfig(_)) => ApiError::unprocessable(message),
             EngineError::Core(_) => ApiError::bad_request(message),
             EngineError::Storage(s) => storage_error(s),
+            EngineError::Model(m) => model_error(m),
             _ => ApiError::internal(message),
         }
+    }
+}
+
+/// Model faults: a full queue is "try later", a missing model is a setting the operator
+/// must fix (the message names where to place it), bad input is the caller's.
+pub fn model_error(e: EmbedError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        EmbedError::Overloaded { .. } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+        }
+        EmbedError::NotAvailable { .. } => ApiError::unprocessable(message),
+        EmbedError::InvalidInput(_) => ApiError::bad_request(message),
+        _ => ApiError::internal(message),
     }
 }
 

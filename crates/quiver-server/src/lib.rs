@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod collectors;
 pub mod config;
 pub mod dto;
 pub mod error;
@@ -86,7 +87,7 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| ServerError::io(format!("binding {addr}"), e))?;
-        let state = AppState::new(Arc::new(db), config.limits.clone(), keys);
+        let state = AppState::new(Arc::new(db), config.limits.clone(), keys, &config.models);
         Ok(Server {
             listener,
             state,

@@ -11,7 +11,8 @@
 //!
 //! `route` is the matched route template (`/collections/{name}`), never the raw path,
 //! so label cardinality stays bounded; unmatched paths share `route="unmatched"`.
-//! Collection gauges are refreshed from the engine at scrape time.
+//! Collection gauges are refreshed from the engine at scrape time; WAL sync latency and
+//! model batch counters come from [`crate::collectors`].
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,9 +26,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use quiver_embed::ModelRegistry;
 use quiver_engine::Database;
 
 use crate::app::AppState;
+use crate::collectors;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -67,15 +70,12 @@ pub struct Metrics {
     read_only: Family<CollectionLabels, Gauge>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Self {
+    /// Every metric, the model counters read from `models`.
+    pub fn new(models: Arc<ModelRegistry>) -> Self {
         let mut registry = Registry::default();
+        registry.register_collector(Box::new(collectors::WalSyncs));
+        registry.register_collector(Box::new(collectors::ModelBatches(models)));
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let documents = Family::<CollectionLabels, Gauge>::default();

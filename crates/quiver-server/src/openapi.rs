@@ -5,7 +5,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use crate::routes::{collections, documents, health, query};
+use crate::routes::{collections, documents, health, models, query};
 
 /// The API description.
 #[derive(Debug, OpenApi)]
@@ -23,6 +23,9 @@ use crate::routes::{collections, documents, health, query};
         documents::get,
         documents::delete,
         query::query,
+        models::embed_tei,
+        models::rerank_tei,
+        models::embeddings_openai,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -75,6 +78,9 @@ mod tests {
             ("/collections/{name}/documents/{id}", "get"),
             ("/collections/{name}/documents/{id}", "delete"),
             ("/collections/{name}/query", "post"),
+            ("/embed", "post"),
+            ("/rerank", "post"),
+            ("/v1/embeddings", "post"),
         ] {
             assert!(paths[path][method].is_object(), "{method} {path} missing");
         }

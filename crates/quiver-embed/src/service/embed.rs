@@ -117,6 +117,11 @@ impl EmbedService {
         self.batcher.model().model.width()
     }
 
+    /// Batches, items and tokens run so far.
+    pub fn stats(&self) -> super::ServiceStats {
+        self.batcher.stats().snapshot()
+    }
+
     /// The shared model itself.
     pub fn model(&self) -> &Arc<dyn TextEmbedder> {
         &self.batcher.model().model

@@ -14,6 +14,7 @@ mod embed;
 mod pending;
 mod queue;
 mod rerank;
+mod stats;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
@@ -21,6 +22,7 @@ mod tests;
 pub use embed::EmbedService;
 pub use pending::Pending;
 pub use rerank::RerankService;
+pub use stats::ServiceStats;
 
 /// How urgent a request is; every queued query item runs before any bulk item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 
 use super::batch;
 use super::pending::{Pending, Request};
+use super::stats::BatchStats;
 use super::{Priority, ServiceConfig};
 use crate::{EmbedError, Result};
 
@@ -62,6 +63,7 @@ impl<M: BatchModel> State<M> {
 struct Shared<M: BatchModel> {
     model: M,
     config: ServiceConfig,
+    stats: BatchStats,
     state: Mutex<State<M>>,
     work: Condvar,
 }
@@ -83,6 +85,7 @@ impl<M: BatchModel> Batcher<M> {
         let shared = Arc::new(Shared {
             model,
             config,
+            stats: BatchStats::default(),
             state: Mutex::new(State {
                 queues: [VecDeque::new(), VecDeque::new()],
                 next_seq: 0,
@@ -107,6 +110,10 @@ impl<M: BatchModel> Batcher<M> {
 
     pub(crate) fn config(&self) -> &ServiceConfig {
         &self.shared.config
+    }
+
+    pub(crate) fn stats(&self) -> &BatchStats {
+        &self.shared.stats
     }
 
     /// Number of items waiting (not counting the batch running now).
@@ -197,6 +204,7 @@ fn stopped(config: &ServiceConfig) -> EmbedError {
 /// The worker: take a batch, run it outside the lock, deliver, repeat until stopped.
 fn work<M: BatchModel>(shared: &Shared<M>) {
     while let Some(items) = next_batch(shared) {
+        shared.stats.record(items.iter().map(|i| i.tokens));
         run_batch(&shared.model, items);
     }
 }

@@ -78,6 +78,11 @@ impl RerankService {
         self.batcher.submit(outputs, inputs, group, Priority::Query)
     }
 
+    /// Batches, items and tokens run so far.
+    pub fn stats(&self) -> super::ServiceStats {
+        self.batcher.stats().snapshot()
+    }
+
     /// The shared model itself.
     pub fn model(&self) -> &Arc<dyn Reranker> {
         &self.batcher.model().0

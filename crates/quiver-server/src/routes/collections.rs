@@ -1,12 +1,16 @@
 //! `PUT|GET|DELETE /collections/{name}` and `GET /collections`.
 //!
-//! Model and index settings are parsed and validated here; the engine does not carry
-//! them yet, so [`engine_config`] is the one place that refuses them (422) until it does.
+//! Model and index settings are parsed and validated here: [`load_models`] loads the
+//! named models through the shared registry (422 naming the directory when one is
+//! missing), [`engine_config`] checks `dim` against the embedding model's width.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use std::path::Path;
+
 use quiver_core::CollectionConfig;
+use quiver_embed::{resolve, ModelRegistry};
 use quiver_engine::Collection;
 
 use crate::app::{blocking, AppState};
@@ -14,36 +18,79 @@ use crate::dto::{
     CollectionConfigView, CollectionInfo, CollectionList, CollectionSummary, CreateCollection,
     Deleted,
 };
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{model_error, ApiError, ErrorBody};
 use crate::extract::CollectionPath;
 use crate::limits::JsonBody;
 
-/// Embedding and reranker models this server can run (none until models are wired in).
-pub const AVAILABLE_MODELS: [&str; 0] = [];
 /// Longest accepted `task` instruction, in bytes.
 pub const MAX_TASK_BYTES: usize = 2048;
+/// Shortest Matryoshka cut of a Qwen3 embedding a collection may store.
+pub const MIN_MATRYOSHKA_DIM: usize = 32;
 
-/// The models this server can run, for error messages.
-pub fn available_models() -> String {
-    if AVAILABLE_MODELS.is_empty() {
-        "none (this server has no models loaded)".to_string()
-    } else {
-        AVAILABLE_MODELS.join(", ")
-    }
+/// What the collection's embedding model allows for `dim`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelWidth {
+    /// Full output width of the model.
+    pub width: usize,
+    /// Trained for Matryoshka cuts (Qwen3); BERT-family models are not, so their
+    /// vectors are stored whole.
+    pub matryoshka: bool,
 }
 
-/// The 422 for a model this server cannot run.
-pub fn model_unavailable(field: &str, model: &str) -> ApiError {
-    ApiError::unprocessable(format!(
-        "{field} {model:?} is not available; available models: {}",
-        available_models()
-    ))
+/// Loads the request's models through the registry (so a missing one is a 422 naming
+/// where to place it) and reports the embedding model's width.
+pub fn load_models(
+    req: &CreateCollection,
+    registry: &ModelRegistry,
+    data_dir: &Path,
+) -> Result<Option<ModelWidth>, ApiError> {
+    if let Some(m) = &req.reranker_model {
+        registry.reranker(m).map_err(model_error)?;
+    }
+    let Some(m) = &req.embedding_model else {
+        return Ok(None);
+    };
+    let width = registry.embedder(m).map_err(model_error)?.width();
+    let family = resolve::resolve(m, data_dir)
+        .ok()
+        .and_then(|loc| resolve::read_architecture(&loc.path.join("config.json")))
+        .map(|a| a.model_type);
+    Ok(Some(ModelWidth {
+        width,
+        matryoshka: family.as_deref() != Some("bert"),
+    }))
+}
+
+/// `dim` for a collection with an embedding model: defaults to the model's width;
+/// Matryoshka models accept 32..=width, others exactly their width.
+fn model_dim(req: &CreateCollection, model: ModelWidth) -> Result<usize, ApiError> {
+    let ModelWidth { width, matryoshka } = model;
+    let dim = req.dim.unwrap_or(width);
+    let ok = if matryoshka {
+        (MIN_MATRYOSHKA_DIM.min(width)..=width).contains(&dim)
+    } else {
+        dim == width
+    };
+    if ok {
+        return Ok(dim);
+    }
+    Err(ApiError::bad_request(if matryoshka {
+        format!(
+            "dim {dim} is outside {}..={width} for this embedding model",
+            MIN_MATRYOSHKA_DIM.min(width)
+        )
+    } else {
+        format!("dim must equal the embedding model's width {width}, got {dim}")
+    }))
 }
 
 /// Checks the shape of every field, then turns the request into the engine's settings.
-/// Ranges are the engine's ([`CollectionConfig::validate`]); models are refused here
-/// until the server loads them.
-pub fn engine_config(req: &CreateCollection) -> Result<CollectionConfig, ApiError> {
+/// Ranges are the engine's ([`CollectionConfig::validate`]); `model` is what
+/// [`load_models`] found for the embedding model.
+pub fn engine_config(
+    req: &CreateCollection,
+    model: Option<ModelWidth>,
+) -> Result<CollectionConfig, ApiError> {
     if let Some(t) = &req.task {
         if t.len() > MAX_TASK_BYTES {
             return Err(ApiError::bad_request(format!(
@@ -51,20 +98,19 @@ pub fn engine_config(req: &CreateCollection) -> Result<CollectionConfig, ApiErro
             )));
         }
     }
-    for (field, model) in [
-        ("embedding_model", &req.embedding_model),
-        ("reranker_model", &req.reranker_model),
-    ] {
-        if let Some(m) = model {
-            if !AVAILABLE_MODELS.contains(&m.as_str()) {
-                return Err(model_unavailable(field, m));
-            }
+    let dim = match (model, req.dim) {
+        (Some(m), _) => model_dim(req, m)?,
+        (None, Some(dim)) if req.embedding_model.is_none() => dim,
+        (None, None) if req.embedding_model.is_none() => {
+            return Err(ApiError::bad_request(
+                "dim is required when no embedding_model is set",
+            ))
         }
-    }
-    let Some(dim) = req.dim else {
-        return Err(ApiError::bad_request(
-            "dim is required when no embedding_model is set",
-        ));
+        (None, _) => {
+            return Err(ApiError::internal(
+                "the embedding model was not loaded before the collection settings",
+            ))
+        }
     };
     let mut config = CollectionConfig::new(dim);
     config.distance = req.distance.into();
@@ -114,9 +160,12 @@ pub async fn create(
     CollectionPath(name): CollectionPath,
     JsonBody(req): JsonBody<CreateCollection>,
 ) -> Result<(StatusCode, Json<CollectionInfo>), ApiError> {
-    let config = engine_config(&req)?;
     let db = state.db.clone();
+    let models = state.models.clone();
     let created = blocking(move || {
+        // Loading a model reads its weights: done here, off the async threads.
+        let model = load_models(&req, &models, db.root())?;
+        let config = engine_config(&req, model)?;
         let c = db.create_collection(&name, config)?;
         Ok(info(&c))
     })
@@ -183,16 +232,31 @@ mod tests {
             dim: Some(4),
             ..Default::default()
         };
-        assert_eq!(engine_config(&ok).unwrap().dim, 4);
+        assert_eq!(engine_config(&ok, None).unwrap().dim, 4);
         let no_dim = CreateCollection::default();
-        assert_eq!(engine_config(&no_dim).unwrap_err().status, 400);
+        assert_eq!(engine_config(&no_dim, None).unwrap_err().status, 400);
         let model = CreateCollection {
-            embedding_model: Some("Qwen/Qwen3-Embedding-0.6B".into()),
+            embedding_model: Some("org/m".into()),
             ..Default::default()
         };
-        let e = engine_config(&model).unwrap_err();
-        assert_eq!(e.status, 422);
-        assert!(e.message.contains("available models"), "{}", e.message);
+        let qwen = ModelWidth {
+            width: 64,
+            matryoshka: true,
+        };
+        let bert = ModelWidth {
+            width: 32,
+            matryoshka: false,
+        };
+        assert_eq!(engine_config(&model, Some(qwen)).unwrap().dim, 64);
+        assert_eq!(engine_config(&model, Some(bert)).unwrap().dim, 32);
+        let cut = |dim| CreateCollection {
+            dim: Some(dim),
+            ..model.clone()
+        };
+        assert_eq!(engine_config(&cut(32), Some(qwen)).unwrap().dim, 32);
+        assert_eq!(engine_config(&cut(31), Some(qwen)).unwrap_err().status, 400);
+        assert_eq!(engine_config(&cut(65), Some(qwen)).unwrap_err().status, 400);
+        assert_eq!(engine_config(&cut(16), Some(bert)).unwrap_err().status, 400);
         let bad_m = CreateCollection {
             dim: Some(4),
             hnsw: Some(HnswParams {
@@ -201,17 +265,17 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(engine_config(&bad_m).unwrap_err().status, 400);
+        assert_eq!(engine_config(&bad_m, None).unwrap_err().status, 400);
         let bad_ix = CreateCollection {
             dim: Some(4),
             index_dim: Some(5),
             ..Default::default()
         };
-        assert_eq!(engine_config(&bad_ix).unwrap_err().status, 400);
+        assert_eq!(engine_config(&bad_ix, None).unwrap_err().status, 400);
         let zero = CreateCollection {
             dim: Some(0),
             ..Default::default()
         };
-        assert_eq!(engine_config(&zero).unwrap_err().status, 400);
+        assert_eq!(engine_config(&zero, None).unwrap_err().status, 400);
     }
 }

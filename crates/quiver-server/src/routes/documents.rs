@@ -2,12 +2,13 @@
 //! `GET|DELETE /collections/{name}/documents/{id}`.
 //!
 //! The whole batch is checked against the limits (batch size, id and text length,
-//! finite vectors) before the engine sees it; the engine then writes one WAL record for
-//! the batch and answers with its LSN.
+//! finite vectors) before the engine sees it; documents without a vector are then
+//! embedded with the collection's model, and the engine writes one WAL record for the
+//! batch (vectors included) and answers with its LSN.
 
 use axum::extract::State;
 use axum::Json;
-use quiver_core::Document;
+use quiver_engine::models::{embed_documents, NewDocument};
 
 use crate::app::AppState;
 use crate::config::LimitsConfig;
@@ -30,9 +31,10 @@ fn check_id(id: &str, limits: &LimitsConfig) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Checks a batch and turns it into engine documents. Nothing is written unless every
-/// document passes.
-pub fn prepare(docs: Vec<DocumentIn>, limits: &LimitsConfig) -> Result<Vec<Document>, ApiError> {
+/// Checks a batch and turns it into engine documents; those without a vector are
+/// embedded later, so every size limit is enforced here, before any model runs.
+/// Nothing is written unless every document passes.
+pub fn prepare(docs: Vec<DocumentIn>, limits: &LimitsConfig) -> Result<Vec<NewDocument>, ApiError> {
     if docs.len() > limits.max_batch {
         return Err(ApiError::too_large(format!(
             "batch holds {} documents; the limit is {}",
@@ -54,25 +56,21 @@ pub fn prepare(docs: Vec<DocumentIn>, limits: &LimitsConfig) -> Result<Vec<Docum
                     )),
                 ));
             }
-            let Some(vector) = d.vector else {
-                return Err(at(
-                    i,
-                    ApiError::unprocessable(
-                        "vector is required: this collection has no embedding model",
-                    ),
-                ));
-            };
-            if let Some(j) = vector.iter().position(|x| !x.is_finite()) {
+            let finite = d
+                .vector
+                .as_ref()
+                .map(|v| v.iter().position(|x| !x.is_finite()));
+            if let Some(Some(j)) = finite {
                 return Err(at(
                     i,
                     ApiError::bad_request(format!("vector component {j} is not a finite number")),
                 ));
             }
-            Ok(Document {
+            Ok(NewDocument {
                 id: d.id,
                 text: d.text,
                 metadata: d.metadata,
-                vector,
+                vector: d.vector,
             })
         })
         .collect()
@@ -98,8 +96,23 @@ pub async fn upsert(
 ) -> Result<Json<UpsertResponse>, ApiError> {
     let docs = prepare(req.documents, &state.limits)?;
     let upserted = docs.len();
+    let models = state.models.clone();
     let lsn = state
-        .with_collection(&name, move |c| Ok(c.upsert(docs)?))
+        .with_collection(&name, move |c| {
+            if c.config().embedding_model.is_none() {
+                if let Some(i) = docs.iter().position(|d| d.vector.is_none()) {
+                    return Err(at(
+                        i,
+                        ApiError::unprocessable(
+                            "vector is required: this collection has no embedding_model",
+                        ),
+                    ));
+                }
+            }
+            // Embedding first, then one upsert: the WAL record carries the vectors.
+            let docs = embed_documents(&models, c.config(), docs)?;
+            Ok(c.upsert(docs)?)
+        })
         .await?;
     Ok(Json(UpsertResponse { lsn, upserted }))
 }
@@ -171,6 +184,8 @@ mod tests {
         };
         let ok = prepare(vec![doc("a", "abcd", Some(vec![1.0]))], &limits).unwrap();
         assert_eq!(ok[0].id, "a");
+        let no_vector = prepare(vec![doc("a", "abcd", None)], &limits).unwrap();
+        assert_eq!(no_vector[0].vector, None);
         let v = || Some(vec![1.0]);
         let cases = [
             (
@@ -180,7 +195,6 @@ mod tests {
             (vec![doc("a", "abcde", v())], 413),
             (vec![doc("", "", v())], 400),
             (vec![doc("abcd", "", v())], 400),
-            (vec![doc("a", "", None)], 422),
             (vec![doc("a", "", Some(vec![f32::INFINITY]))], 400),
         ];
         for (batch, status) in cases {

@@ -3,4 +3,5 @@
 pub mod collections;
 pub mod documents;
 pub mod health;
+pub mod models;
 pub mod query;

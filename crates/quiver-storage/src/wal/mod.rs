@@ -27,11 +27,16 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
+use quiver_core::stats::{Histogram, SECONDS_BOUNDS};
 use quiver_core::SyncPolicy;
 
 use crate::{fsutil, Result};
 use format::HEADER_LEN;
 use writer::{Shared, Writer};
+
+/// Time each fdatasync of a log file took, across every log in the process (metrics).
+pub static SYNC_SECONDS: std::sync::LazyLock<Histogram> =
+    std::sync::LazyLock::new(|| Histogram::new(SECONDS_BOUNDS));
 
 /// Settings for one log.
 #[derive(Debug, Clone)]

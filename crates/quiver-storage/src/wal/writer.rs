@@ -250,7 +250,10 @@ impl Shared {
         let result = if self.fail_next_sync.swap(false, Ordering::SeqCst) {
             Err(std::io::Error::other("injected sync failure"))
         } else {
-            file.sync_data()
+            let start = std::time::Instant::now();
+            let synced = file.sync_data();
+            super::SYNC_SECONDS.observe(start.elapsed().as_secs_f64());
+            synced
         };
         result.map_err(|e| {
             let msg = format!("fdatasync of {} failed: {e}", path.display());
