@@ -10,11 +10,7 @@
 
 mod common;
 
-use std::fs::File;
-use std::io::{BufReader, BufWriter};
-use std::path::Path;
-
-use common::spawn;
+use common::{install, spawn};
 use quiver_embed::{truncate_normalize, ModelRegistry, Priority, ServiceConfig};
 use quiver_engine::models::DEFAULT_TASK;
 use serde_json::{json, Value};
@@ -31,31 +27,6 @@ const DOCS: [(&str, &str, &str); 6] = [
     ("e", "fresh bread from the corner bakery", "even"),
     ("f", "solar panels on every rooftop", "odd"),
 ];
-
-fn gunzip(src: &Path, dst: &Path) {
-    let mut input = flate2::read::GzDecoder::new(BufReader::new(File::open(src).unwrap()));
-    let mut output = BufWriter::new(File::create(dst).unwrap());
-    std::io::copy(&mut input, &mut output).unwrap();
-}
-
-/// Places fixture `fixture` in `<data>/models/test--<fixture>`.
-fn install(data: &Path, fixture: &str) {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/quiver-embed/tests/fixtures");
-    let src = fixtures.join(fixture);
-    let dest = data.join("models").join(format!("test--{fixture}"));
-    std::fs::create_dir_all(&dest).unwrap();
-    std::fs::copy(src.join("config.json"), dest.join("config.json")).unwrap();
-    gunzip(
-        &src.join("model.safetensors.gz"),
-        &dest.join("model.safetensors"),
-    );
-    let tok = if fixture == "bert" {
-        src.join("tokenizer.json.gz")
-    } else {
-        fixtures.join("qwen3-tokenizer.json.gz")
-    };
-    gunzip(&tok, &dest.join("tokenizer.json"));
-}
 
 fn ids(r: &Value) -> Vec<String> {
     r["hits"]

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::spawn;
+use common::{install, spawn};
 use serde_json::{json, Value};
 
 fn quiver(url: &str, key: &str, args: &[&str]) -> Output {
@@ -95,7 +95,9 @@ fn cli_manages_imports_and_queries() {
     let hits = ok_json(&quiver(
         &url,
         key,
-        &["query", "docs", "--vector", "1,0,0", "--top-k", "2"],
+        &[
+            "query", "docs", "--vector", "1,0,0", "--top-k", "2", "--json",
+        ],
     ));
     assert_eq!(hits["hits"][0]["id"], "49");
     assert_eq!(hits["hits"][1]["id"], "48");
@@ -111,9 +113,27 @@ fn cli_manages_imports_and_queries() {
             "1",
             "--filter",
             r#"{"must": [{"key": "i", "range": {"lt": 10}}]}"#,
+            "--json",
         ],
     ));
     assert_eq!(filtered["hits"][0]["id"], "9");
+    // Without --json: one line per hit, best first.
+    let out = quiver(
+        &url,
+        key,
+        &["query", "docs", "--vector", "1,0,0", "--top-k", "2"],
+    );
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("  1.") && lines[0].contains(" 49 "),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("  2.") && lines[1].contains(" 48 "),
+        "{table}"
+    );
 
     // BEIR lines carry no vectors: the server refuses them (no embedding model) and the
     // CLI reports the server's error and fails.
@@ -126,6 +146,65 @@ fn cli_manages_imports_and_queries() {
         err.contains("422") && err.contains("vector is required"),
         "{err}"
     );
+
+    // Into a collection with an embedding model, BEIR lines are embedded on ingest
+    // (title and text) and found by text, densely and by keyword.
+    install(&s.data_dir, "qwen3-embed");
+    let created = ok_json(&quiver(
+        &url,
+        key,
+        &[
+            "collections",
+            "create",
+            "papers",
+            "--embedding-model",
+            "test/qwen3-embed",
+            "--dim",
+            "32",
+        ],
+    ));
+    assert_eq!(created["config"]["dim"], 32);
+    let papers = tmp.path().join("papers.jsonl");
+    std::fs::write(
+        &papers,
+        concat!(
+            r#"{"_id": "p1", "title": "Boundary layers", "text": "flow over a heated plate"}"#,
+            "\n",
+            r#"{"_id": "p2", "title": "Wing flutter", "text": "aeroelastic models at speed"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let out = quiver(&url, key, &["import", "papers", papers.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dense = ok_json(&quiver(
+        &url,
+        key,
+        &[
+            "query", "papers", "--text", "flutter", "--mode", "dense", "--json",
+        ],
+    ));
+    assert_eq!(dense["hits"].as_array().unwrap().len(), 2, "{dense}");
+    let mut first = Value::Null;
+    for _ in 0..100 {
+        let sparse = ok_json(&quiver(
+            &url,
+            key,
+            &[
+                "query", "papers", "--text", "flutter", "--mode", "sparse", "--json",
+            ],
+        ));
+        first = sparse["hits"][0]["id"].clone();
+        if first == "p2" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(first, "p2");
 
     // A wrong key is reported, not retried.
     let out = quiver(&url, "wrong", &["collections", "list"]);

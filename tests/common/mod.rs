@@ -5,7 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
@@ -285,4 +285,29 @@ pub fn kill_cycles(default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+fn gunzip(src: &Path, dst: &Path) {
+    let mut input = flate2::read::GzDecoder::new(BufReader::new(File::open(src).unwrap()));
+    let mut output = BufWriter::new(File::create(dst).unwrap());
+    std::io::copy(&mut input, &mut output).unwrap();
+}
+
+/// Places the quiver-embed test fixture `fixture` in `<data>/models/test--<fixture>`.
+pub fn install(data: &Path, fixture: &str) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/quiver-embed/tests/fixtures");
+    let src = fixtures.join(fixture);
+    let dest = data.join("models").join(format!("test--{fixture}"));
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::copy(src.join("config.json"), dest.join("config.json")).unwrap();
+    gunzip(
+        &src.join("model.safetensors.gz"),
+        &dest.join("model.safetensors"),
+    );
+    let tok = if fixture == "bert" {
+        src.join("tokenizer.json.gz")
+    } else {
+        fixtures.join("qwen3-tokenizer.json.gz")
+    };
+    gunzip(&tok, &dest.join("tokenizer.json"));
 }
