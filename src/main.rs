@@ -51,13 +51,17 @@ struct ServeArgs {
     data_dir: Option<PathBuf>,
 }
 
+/// Log filter when RUST_LOG is unset: the HNSW library reports every graph it builds
+/// at info level, which would drown Quiver's own lines.
+const DEFAULT_LOG: &str = "info,hnsw_rs=warn";
+
 fn main() -> ExitCode {
     // Logs go to stderr: stdout carries the bound address and command output.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .init();
     let cli = Cli::parse();
