@@ -1,27 +1,27 @@
-//! Parity on real weights, ignored by default because it needs a real model folder:
-//! `scripts/fetch-models`, then
-//! `QUIVER_MINILM_DIR=data/models/sentence-transformers--all-MiniLM-L6-v2 cargo test -p
-//! quiver-embed --test real_models -- --ignored`. Expected values come from
-//! scripts/fixtures/generate.py --minilm-dir.
+//! Parity on real weights: all-MiniLM-L6-v2 as `scripts/fetch-models` installs it
+//! (`scripts/test` runs that first), or the folder in `QUIVER_MINILM_DIR`. Expected
+//! values come from scripts/fixtures/generate.py --minilm-dir.
 
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use quiver_embed::{BertEmbedder, TextEmbedder};
 use support::{assert_close, fixtures, matrix, strings};
 
 #[test]
-#[ignore = "needs a real all-MiniLM-L6-v2 folder in QUIVER_MINILM_DIR"]
 fn real_minilm_matches_reference() {
     let dir = std::env::var_os("QUIVER_MINILM_DIR")
         .map(PathBuf::from)
-        .expect("set QUIVER_MINILM_DIR to an all-MiniLM-L6-v2 folder");
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../data/models/sentence-transformers--all-MiniLM-L6-v2")
+        });
     assert!(
         dir.join("model.safetensors").is_file(),
-        "no model.safetensors in {}",
+        "no model.safetensors in {}: run scripts/fetch-models (or set QUIVER_MINILM_DIR)",
         dir.display()
     );
     let text = std::fs::read_to_string(fixtures().join("minilm-expected.json")).unwrap();
