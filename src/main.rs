@@ -34,6 +34,10 @@ enum Command {
     Query(cli::query::Args),
     /// Download or list embedding and reranking models in the data directory.
     Models(cli::models::Args),
+    /// Create, list, download, delete or restore snapshots on a running server.
+    Snapshot(cli::snapshot::Args),
+    /// Measure retrieval quality, ANN, embedding and ingest speed against peers.
+    Bench(cli::bench::Args),
     /// Print the version and exit.
     Version,
 }
@@ -71,6 +75,8 @@ fn main() -> ExitCode {
         Some(Command::Import(args)) => cli::import::run(args),
         Some(Command::Query(args)) => cli::query::run(args),
         Some(Command::Models(args)) => cli::models::run(args),
+        Some(Command::Snapshot(args)) => cli::snapshot::run(args),
+        Some(Command::Bench(args)) => cli::bench::run(args),
         Some(Command::Version) | None => {
             println!("quiver {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -2,10 +2,12 @@
 //! client. Every command prints the server's JSON answer; a failed request prints the
 //! server's error code and message and exits non-zero.
 
+pub mod bench;
 pub mod collections;
 pub mod import;
 pub mod models;
 pub mod query;
+pub mod snapshot;
 
 use std::time::Duration;
 

@@ -44,9 +44,9 @@ fn hidden_name(prefix: &str, name: &str) -> String {
 /// An open data directory.
 #[derive(Debug)]
 pub struct Database {
-    root: PathBuf,
-    opts: DbOptions,
-    collections: Mutex<BTreeMap<String, Arc<Collection>>>,
+    pub(crate) root: PathBuf,
+    pub(crate) opts: DbOptions,
+    pub(crate) collections: Mutex<BTreeMap<String, Arc<Collection>>>,
     /// Held open for its exclusive lock.
     _lock: fs::File,
 }
@@ -78,6 +78,8 @@ impl Database {
         fsutil::create_dir_durable(&dir)?;
         let lock = lock_data_dir(root)?;
         fsutil::remove_temp_files(&dir)?;
+        // Finish or undo an interrupted restore before any collection opens.
+        crate::snapshot::recover(root)?;
         let mut collections = BTreeMap::new();
         for entry in fs::read_dir(&dir).map_err(io(&dir))? {
             let entry = entry.map_err(io(&dir))?;

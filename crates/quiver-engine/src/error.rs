@@ -28,6 +28,15 @@ pub enum EngineError {
     /// The request is malformed (empty id, bad query, ...).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A snapshot archive is damaged, unsafe or inconsistent; nothing was changed.
+    #[error("invalid snapshot: {0}")]
+    InvalidSnapshot(String),
+    /// Input over a configured size bound (a snapshot archive).
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// The object stayed in use too long for the operation (a restore's target).
+    #[error("busy: {0}")]
+    Busy(String),
     /// Input that breaks a shared rule (name, vector length, non-finite value, config).
     #[error(transparent)]
     Core(#[from] CoreError),

@@ -17,6 +17,7 @@
 //!   segments/<id>/      immutable segments + tombstones (quiver_storage::segment)
 //!   segments/<id>/hnsw/ the segment's HNSW graph dump (quiver_index::DenseIndex)
 //!   text/               BM25 index, commit payload = last applied LSN (quiver_index)
+//! <data>/snapshots/       snapshot archives (see [`snapshot`])
 //! ```
 
 mod collection;
@@ -31,6 +32,7 @@ mod options;
 mod query;
 mod record;
 mod search;
+pub mod snapshot;
 
 pub use collection::{
     text_key, Collection, CollectionStats, LiveDoc, SEGMENTS_DIR, TEXT_DIR, WAL_DIR,

@@ -127,6 +127,27 @@ pub fn router(state: AppState) -> Router {
             get(documents::get).delete(documents::delete),
         )
         .route("/collections/{name}/query", post(query::query))
+        .route(
+            "/collections/{name}/snapshots",
+            post(routes::snapshots::create).get(routes::snapshots::list),
+        )
+        .route(
+            "/collections/{name}/snapshots/restore",
+            post(routes::snapshots::restore),
+        )
+        .route(
+            "/collections/{name}/snapshots/{snapshot}",
+            get(routes::snapshots::download).delete(routes::snapshots::delete),
+        )
+        .route(
+            "/snapshots",
+            post(routes::snapshots::create_db).get(routes::snapshots::list_db),
+        )
+        .route("/snapshots/restore", post(routes::snapshots::restore_db))
+        .route(
+            "/snapshots/{snapshot}",
+            get(routes::snapshots::download_db).delete(routes::snapshots::delete_db),
+        )
         .route("/embed", post(models::embed_tei))
         .route("/rerank", post(models::rerank_tei))
         .route("/v1/embeddings", post(models::embeddings_openai))

@@ -126,6 +126,8 @@ pub struct LimitsConfig {
     pub max_json_depth: usize,
     pub max_filter_depth: usize,
     pub max_concurrent_requests: usize,
+    /// Largest snapshot archive a restore accepts (upload and unpacked size).
+    pub max_snapshot_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -139,6 +141,7 @@ impl Default for LimitsConfig {
             max_json_depth: 32,
             max_filter_depth: 8,
             max_concurrent_requests: 512,
+            max_snapshot_bytes: 64 << 30,
         }
     }
 }
@@ -239,6 +242,11 @@ impl Config {
             if value == 0 {
                 return Err(ServerError::Config(format!("{key} must be positive")));
             }
+        }
+        if l.max_snapshot_bytes == 0 {
+            return Err(ServerError::Config(
+                "limits.max_snapshot_bytes must be positive".into(),
+            ));
         }
         if l.max_filter_depth > quiver_core::MAX_FILTER_DEPTH {
             return Err(ServerError::Config(format!(

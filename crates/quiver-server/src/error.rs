@@ -9,7 +9,7 @@
 //!
 //! | status | codes | when |
 //! |--------|-------|------|
-//! | 400 | `invalid_input`, `invalid_json`, `invalid_name` | malformed or out-of-range input |
+//! | 400 | `invalid_input`, `invalid_json`, `invalid_name`, `invalid_snapshot` | malformed or out-of-range input, a damaged or unsafe snapshot archive |
 //! | 401 | `unauthorized` | missing or unknown API key |
 //! | 403 | `forbidden` | read-only key on a mutating route |
 //! | 404 | `not_found` | unknown collection, document or route |
@@ -19,7 +19,7 @@
 //! | 415 | `unsupported_media_type` | a body that is not `application/json` |
 //! | 422 | `unprocessable` | well-formed but unsupported (models not loaded, ...) |
 //! | 500 | `internal`, `io`, `corruption` | a fault on the server side |
-//! | 503 | `read_only`, `overloaded`, `shutting_down` | try later |
+//! | 503 | `read_only`, `overloaded`, `shutting_down`, `busy` | try later |
 //!
 //! Engine errors are mapped in one place, [`From<EngineError>`].
 
@@ -154,6 +154,11 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", message)
             }
             EngineError::InvalidInput(_) => ApiError::bad_request(message),
+            EngineError::InvalidSnapshot(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_snapshot", message)
+            }
+            EngineError::TooLarge(_) => ApiError::too_large(message),
+            EngineError::Busy(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message),
             EngineError::Core(CoreError::InvalidName { .. }) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", message)
             }

@@ -19,10 +19,16 @@ use crate::error::ApiError;
 /// Middleware: refuses a body whose declared length is over the limit, and sheds load
 /// past `max_concurrent_requests`, before the handler runs.
 pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let max = state.limits.max_body_bytes;
+    // Snapshot uploads stream to disk and have their own, larger bound.
+    let max = if req.uri().path().ends_with("/snapshots/restore") {
+        state.limits.max_snapshot_bytes
+    } else {
+        state.limits.max_body_bytes as u64
+    };
     if let Some(len) = declared_length(req.headers()) {
-        if len > max as u64 {
-            return body_too_large(max).into_response();
+        if len > max {
+            return ApiError::too_large(format!("request body is larger than {max} bytes"))
+                .into_response();
         }
     }
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {

@@ -5,7 +5,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use crate::routes::{collections, documents, health, models, query};
+use crate::routes::{collections, documents, health, models, query, snapshots};
 
 /// The API description.
 #[derive(Debug, OpenApi)]
@@ -26,6 +26,16 @@ use crate::routes::{collections, documents, health, models, query};
         models::embed_tei,
         models::rerank_tei,
         models::embeddings_openai,
+        snapshots::create,
+        snapshots::list,
+        snapshots::download,
+        snapshots::delete,
+        snapshots::restore,
+        snapshots::create_db,
+        snapshots::list_db,
+        snapshots::download_db,
+        snapshots::delete_db,
+        snapshots::restore_db,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -81,6 +91,14 @@ mod tests {
             ("/embed", "post"),
             ("/rerank", "post"),
             ("/v1/embeddings", "post"),
+            ("/collections/{name}/snapshots", "post"),
+            ("/collections/{name}/snapshots", "get"),
+            ("/collections/{name}/snapshots/{snapshot}", "get"),
+            ("/collections/{name}/snapshots/{snapshot}", "delete"),
+            ("/collections/{name}/snapshots/restore", "post"),
+            ("/snapshots", "post"),
+            ("/snapshots/restore", "post"),
+            ("/snapshots/{snapshot}", "get"),
         ] {
             assert!(paths[path][method].is_object(), "{method} {path} missing");
         }

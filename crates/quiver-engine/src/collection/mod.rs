@@ -77,6 +77,17 @@ pub struct LiveDoc<'a> {
     pub vector: &'a [f32],
 }
 
+/// A collection held at one LSN for a snapshot (see [`Collection::with_pinned`]).
+#[derive(Debug)]
+pub(crate) struct Pinned {
+    /// Every WAL record up to this LSN is applied; none after it is in the pinned files.
+    pub(crate) lsn: u64,
+    /// The manifest on disk while pinned (segments and checkpoint).
+    pub(crate) manifest: Manifest,
+    /// The WAL's files, oldest first.
+    pub(crate) wal_files: Vec<PathBuf>,
+}
+
 /// Memtables and segments; guarded by `Inner::state`.
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -302,6 +313,32 @@ impl Collection {
         &self.inner.dir
     }
 
+    /// Snapshot hook: runs `f` with the collection pinned at its current LSN. Seals,
+    /// compactions and text commits wait until `f` returns (so the manifest, tombstone
+    /// files, text index and WAL file list stay as pinned); writers wait only while the
+    /// LSN is read and the text index commits the few writes since the commit just
+    /// before. `f` should only link files.
+    pub(crate) fn with_pinned<T>(&self, f: impl FnOnce(&Pinned) -> Result<T>) -> Result<T> {
+        let manifest = self.inner.maint.lock();
+        // Commits most pending text now, while writers continue.
+        if let Err(e) = self.inner.commit_text() {
+            tracing::warn!(collection = %self.inner.name, error = %e, "text commit before snapshot failed");
+        }
+        let _text = self.inner.text_commit.lock();
+        let (lsn, wal_files) = {
+            // No writer is between append and apply: every record up to the LSN is in.
+            let _gate = self.inner.gate.write();
+            let lsn = self.inner.wal.last_lsn();
+            self.inner.commit_text_exactly(lsn);
+            (lsn, self.inner.wal.file_paths())
+        };
+        f(&Pinned {
+            lsn,
+            manifest: manifest.clone(),
+            wal_files,
+        })
+    }
+
     /// The collection's fixed settings.
     pub fn config(&self) -> &CollectionConfig {
         &self.inner.config
@@ -475,6 +512,32 @@ impl Collection {
 }
 
 impl Inner {
+    /// Commits the text index at `lsn` with the writers' gate held (so it holds exactly
+    /// the records up to `lsn`, and a restored copy replays nothing into it: replaying
+    /// a record the index already holds would leave a deleted duplicate that shifts
+    /// BM25 statistics). Only writes since the caller's previous commit are pending,
+    /// so this is short. A failure is logged: the copy then catches up by replay.
+    fn commit_text_exactly(&self, lsn: u64) {
+        let pending = self.text_pending.swap(0, Ordering::AcqRel);
+        if pending == 0 && self.text_committed.load(Ordering::Acquire) >= lsn {
+            return;
+        }
+        let result = self
+            .wal
+            .sync()
+            .map_err(EngineError::from)
+            .and_then(|()| self.text.commit(lsn).map_err(index_err));
+        match result {
+            Ok(()) => {
+                self.text_committed.fetch_max(lsn, Ordering::AcqRel);
+            }
+            Err(e) => {
+                self.text_pending.fetch_add(pending, Ordering::AcqRel);
+                tracing::warn!(collection = %self.name, error = %e, "text commit for snapshot failed");
+            }
+        }
+    }
+
     fn read_only_error(&self) -> EngineError {
         EngineError::ReadOnly(format!(
             "collection {:?}: a WAL sync failed; reopen after fixing the disk",

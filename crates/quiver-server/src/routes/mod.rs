@@ -5,3 +5,4 @@ pub mod documents;
 pub mod health;
 pub mod models;
 pub mod query;
+pub mod snapshots;

@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Peers for `quiver bench`: the well-known alternatives, run on the inputs the harness writes.
+
+Subcommands (each reads from and writes to --work DIR; the answer is DIR/peer.json):
+
+* ir:    bm25s (English stop words, Snowball English stemmer, k1=1.2, b=0.75 like Quiver's
+         BM25) and sentence-transformers (the same model directory, exact cosine search) rank
+         DIR/docs.jsonl for every query in DIR/queries.jsonl. Answer: top-k document ids per
+         query per system; the harness scores them with its own metric code.
+* ann:   hnswlib and faiss IndexHNSWFlat (inner product on unit vectors = cosine) on
+         DIR/base.npy and DIR/queries.npy with the given M / ef_construction, over an ef
+         sweep: single-thread QPS (one batched call on one thread), p50/p99 latency (one
+         query per call), multi-thread QPS, and the top-k ids (the harness computes recall).
+* embed: PyTorch/transformers throughput on DIR/work.json ({"embed": {"BxL": [texts]},
+         "rerank": {...}}): BERT models with mean pooling here; Qwen3 models through
+         embed_throughput.py (last-token pooling, reranker).
+
+Run through scripts/peers/run, which installs the pinned requirements.txt into a venv.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def log(msg):
+    print(f"peers: {msg}", file=sys.stderr, flush=True)
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_answer(work, answer):
+    with open(os.path.join(work, "peer.json"), "w", encoding="utf-8") as f:
+        json.dump(answer, f)
+
+
+def percentile_ms(samples, p):
+    if not samples:
+        return 0.0
+    s = sorted(samples)
+    rank = max(1, min(len(s), int(-(-p / 100.0 * len(s) // 1))))
+    return s[rank - 1] * 1e3
+
+
+def cmd_ir(args):
+    import bm25s
+    import numpy as np
+    import Stemmer
+    import sentence_transformers
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(args.threads)
+    docs = read_jsonl(os.path.join(args.work, "docs.jsonl"))
+    queries = read_jsonl(os.path.join(args.work, "queries.jsonl"))
+    doc_ids = [d["id"] for d in docs]
+    k = min(args.k, len(docs))
+    runs, timings = {}, {}
+
+    stemmer = Stemmer.Stemmer("english")
+    t = time.perf_counter()
+    corpus_tokens = bm25s.tokenize([d["text"] for d in docs], stopwords="en", stemmer=stemmer, show_progress=False)
+    retriever = bm25s.BM25(k1=args.k1, b=args.b)
+    retriever.index(corpus_tokens, show_progress=False)
+    timings["bm25s_index_seconds"] = time.perf_counter() - t
+    t = time.perf_counter()
+    query_tokens = bm25s.tokenize([q["text"] for q in queries], stopwords="en", stemmer=stemmer, show_progress=False)
+    results, _scores = retriever.retrieve(query_tokens, k=k, show_progress=False, n_threads=1)
+    timings["bm25s_query_seconds"] = time.perf_counter() - t
+    runs["bm25s"] = {q["id"]: [doc_ids[i] for i in results[n]] for n, q in enumerate(queries)}
+    log(f"bm25s ranked {len(queries)} queries")
+
+    model = SentenceTransformer(args.model_dir, device="cpu")
+    t = time.perf_counter()
+    doc_emb = model.encode([d["text"] for d in docs], batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    timings["st_encode_docs_seconds"] = time.perf_counter() - t
+    t = time.perf_counter()
+    q_emb = model.encode([q["text"] for q in queries], batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    scores = q_emb @ doc_emb.T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    timings["st_queries_seconds"] = time.perf_counter() - t
+    runs["sentence_transformers"] = {q["id"]: [doc_ids[i] for i in top[n]] for n, q in enumerate(queries)}
+    log(f"sentence-transformers ranked {len(queries)} queries")
+
+    write_answer(args.work, {
+        "versions": {
+            "bm25s": bm25s.__version__,
+            "sentence_transformers": sentence_transformers.__version__,
+            "torch": torch.__version__,
+        },
+        "parameters": {"bm25s": {"k1": args.k1, "b": args.b, "stopwords": "en", "stemmer": "snowball english"},
+                       "k": k, "threads": args.threads},
+        "timings": timings,
+        "runs": runs,
+    })
+
+
+def sweep(name, set_ef, set_threads, search, queries, efs, k, threads):
+    """Measures one system over the ef sweep."""
+    points = []
+    for ef in efs:
+        set_ef(ef)
+        set_threads(1)
+        search(queries[:1], k)  # warm-up
+        t = time.perf_counter()
+        ids = search(queries, k)
+        qps_1t = len(queries) / (time.perf_counter() - t)
+        lat = []
+        for i in range(len(queries)):
+            t = time.perf_counter()
+            search(queries[i:i + 1], k)
+            lat.append(time.perf_counter() - t)
+        set_threads(threads)
+        t = time.perf_counter()
+        search(queries, k)
+        qps_mt = len(queries) / (time.perf_counter() - t)
+        points.append({"ef": ef, "qps_1t": qps_1t, "qps_mt": qps_mt, "p50_ms": percentile_ms(lat, 50),
+                       "p99_ms": percentile_ms(lat, 99), "ids": [[int(x) for x in row] for row in ids]})
+        log(f"{name} ef={ef}: {qps_1t:.0f} QPS on 1 thread")
+    return points
+
+
+def cmd_ann(args):
+    import faiss
+    import hnswlib
+    import numpy as np
+
+    base = np.ascontiguousarray(np.load(os.path.join(args.work, "base.npy")), dtype=np.float32)
+    queries = np.ascontiguousarray(np.load(os.path.join(args.work, "queries.npy")), dtype=np.float32)
+    n, dim = base.shape
+    efs = [int(e) for e in args.efs.split(",")]
+    answer = {"versions": {"hnswlib": getattr(hnswlib, "__version__", "0.8.0"), "faiss": faiss.__version__,
+                           "numpy": np.__version__}}
+
+    index = hnswlib.Index(space="ip", dim=dim)
+    index.init_index(max_elements=n, ef_construction=args.ef_construction, M=args.m, random_seed=100)
+    index.set_num_threads(args.threads)
+    t = time.perf_counter()
+    index.add_items(base, np.arange(n))
+    build = time.perf_counter() - t
+    log(f"hnswlib built in {build:.1f} s")
+
+    def hnsw_search(q, k):
+        labels, _ = index.knn_query(q, k=k)
+        return labels
+
+    answer["hnswlib"] = {"build_seconds": build, "build_threads": args.threads,
+                         "sweep": sweep("hnswlib", index.set_ef, index.set_num_threads, hnsw_search, queries, efs,
+                                        args.k, args.threads)}
+    del index
+
+    faiss.omp_set_num_threads(args.threads)
+    findex = faiss.IndexHNSWFlat(dim, args.m, faiss.METRIC_INNER_PRODUCT)
+    findex.hnsw.efConstruction = args.ef_construction
+    t = time.perf_counter()
+    findex.add(base)
+    build = time.perf_counter() - t
+    log(f"faiss built in {build:.1f} s")
+
+    def set_ef(ef):
+        findex.hnsw.efSearch = ef
+
+    def faiss_search(q, k):
+        _, labels = findex.search(q, k)
+        return labels
+
+    answer["faiss"] = {"build_seconds": build, "build_threads": args.threads,
+                       "sweep": sweep("faiss", set_ef, faiss.omp_set_num_threads, faiss_search, queries, efs,
+                                      args.k, args.threads)}
+    write_answer(args.work, answer)
+
+
+def timed(fn, min_seconds, max_runs):
+    fn()
+    runs, start = 0, time.perf_counter()
+    while True:
+        fn()
+        runs += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds or runs >= max_runs:
+            return elapsed / runs
+
+
+def cmd_embed(args):
+    import torch
+    import transformers
+
+    with open(os.path.join(args.model_dir, "config.json"), encoding="utf-8") as f:
+        model_type = json.load(f).get("model_type")
+    answer = {"versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+              "threads": args.threads, "embed": {}}
+    work_file = os.path.join(args.work, "work.json")
+    if model_type == "qwen3":
+        # The Qwen3 path (last-token pooling, reranker) lives in embed_throughput.py.
+        here = os.path.dirname(os.path.abspath(__file__))
+        out = subprocess.run([sys.executable, os.path.join(here, "embed_throughput.py"), "--model-dir", args.model_dir,
+                              "--tokenizer", os.path.join(args.model_dir, "tokenizer.json"), "--work", work_file,
+                              "--threads", str(args.threads), "--min-seconds", str(args.min_seconds),
+                              "--max-runs", str(args.max_runs)], check=True, capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            row = json.loads(line)
+            if row["kind"] == "embed":
+                answer["embed"][row["shape"]] = {"tokens": row["tokens"], "seconds": row["seconds"]}
+            else:
+                answer["rerank"] = {"pairs": row["pairs"], "tokens": row["tokens"], "seconds": row["seconds"]}
+        write_answer(args.work, answer)
+        return
+
+    from tokenizers import Tokenizer
+    from transformers import AutoModel
+
+    torch.set_num_threads(args.threads)
+    max_len = 512
+    sb = os.path.join(args.model_dir, "sentence_bert_config.json")
+    if os.path.exists(sb):
+        with open(sb, encoding="utf-8") as f:
+            max_len = json.load(f).get("max_seq_length") or max_len
+    tok = Tokenizer.from_file(os.path.join(args.model_dir, "tokenizer.json"))
+    tok.enable_truncation(max_len)
+    tok.enable_padding(pad_id=0)
+    model = AutoModel.from_pretrained(args.model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    with open(work_file, encoding="utf-8") as f:
+        work = json.load(f)
+
+    def embed(texts):
+        enc = tok.encode_batch(texts)
+        ids = torch.tensor([e.ids for e in enc])
+        mask = torch.tensor([e.attention_mask for e in enc])
+        with torch.inference_mode():
+            hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+            m = mask.unsqueeze(-1).float()
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1), int(mask.sum())
+
+    for shape, texts in work.get("embed", {}).items():
+        _, tokens = embed(texts)
+        seconds = timed(lambda: embed(texts), args.min_seconds, args.max_runs)
+        answer["embed"][shape] = {"tokens": tokens, "seconds": seconds}
+        log(f"transformers {shape}: {tokens / seconds:.0f} tokens/s")
+    write_answer(args.work, answer)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="bench", required=True)
+    ir = sub.add_parser("ir")
+    ir.add_argument("--model-dir", required=True)
+    ir.add_argument("--k", type=int, default=100)
+    ir.add_argument("--k1", type=float, default=1.2)
+    ir.add_argument("--b", type=float, default=0.75)
+    ann = sub.add_parser("ann")
+    ann.add_argument("--m", type=int, default=16)
+    ann.add_argument("--ef-construction", type=int, default=200)
+    ann.add_argument("--efs", default="16,32,64,128,256")
+    ann.add_argument("--k", type=int, default=10)
+    emb = sub.add_parser("embed")
+    emb.add_argument("--model-dir", required=True)
+    emb.add_argument("--min-seconds", type=float, default=2.0)
+    emb.add_argument("--max-runs", type=int, default=10)
+    for p in (ir, ann, emb):
+        p.add_argument("--work", required=True)
+        p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    {"ir": cmd_ir, "ann": cmd_ann, "embed": cmd_embed}[args.bench](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+//! `quiver bench ir|ann|embed|ingest`: the benchmark harness (crate `quiver-bench`).
+//!
+//! Each subcommand prints a Markdown report (our figure, the peer's, the ratio) on stdout
+//! and, with `--out FILE.json`, writes the full JSON report. Peers run through
+//! `scripts/peers/run` (or `$QUIVER_PEERS_SCRIPT`), so `--peers` is meant to be used from the
+//! repository root.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use quiver_bench::ann::{AnnOptions, Source};
+use quiver_bench::embed::EmbedOptions;
+use quiver_bench::ingest::{IngestOptions, Target};
+use quiver_bench::ir::IrOptions;
+use quiver_bench::peers::Peers;
+use quiver_bench::Report;
+
+const DEFAULT_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
+const DEFAULT_DATASET: &str = "tests/data/cranfield";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+/// Options every bench shares.
+#[derive(Debug, Clone, clap::Args)]
+struct Common {
+    /// Data directory whose models/ holds the models.
+    #[arg(long, env = "QUIVER_STORAGE_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Also run the peers (scripts/peers/run) and print ours / peer / ratio.
+    #[arg(long)]
+    peers: bool,
+    /// Write the JSON report here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Bench {
+    /// Retrieval quality (nDCG@10, Recall@100, MRR@10) and latency on a BEIR dataset.
+    Ir {
+        #[command(flatten)]
+        common: Common,
+        /// Directory with corpus.jsonl, queries.jsonl and qrels/test.tsv.
+        #[arg(long, default_value = DEFAULT_DATASET)]
+        dataset: PathBuf,
+        /// Embedding model.
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: String,
+        /// Reranker model (adds the hybrid_rerank mode).
+        #[arg(long)]
+        reranker: Option<String>,
+        /// CI size: every document, the first 50 queries, no peers.
+        #[arg(long)]
+        quick: bool,
+        /// Dense weight of hybrid_weighted.
+        #[arg(long, default_value_t = 0.5)]
+        alpha: f32,
+        /// Documents embedded per batch.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+    },
+    /// HNSW recall@10 and QPS over an ef sweep, against hnswlib and faiss.
+    Ann {
+        #[command(flatten)]
+        common: Common,
+        /// Base vectors (.fvecs or .npy); without it, vectors are generated or embedded.
+        #[arg(long)]
+        vectors: Option<PathBuf>,
+        /// Query vectors (default: the last --queries rows of --vectors).
+        #[arg(long)]
+        query_vectors: Option<PathBuf>,
+        /// Embed this BEIR dataset's documents and queries with --model.
+        #[arg(long, conflicts_with = "vectors")]
+        dataset: Option<PathBuf>,
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: String,
+        /// Generated: number of base vectors.
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        /// Generated: dimension.
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        /// Generated: clusters.
+        #[arg(long, default_value_t = 500)]
+        clusters: usize,
+        /// Queries (generated, or held out of --vectors).
+        #[arg(long, default_value_t = 1_000)]
+        queries: usize,
+        #[arg(long, default_value_t = 16)]
+        m: usize,
+        #[arg(long, default_value_t = 200)]
+        ef_construction: usize,
+        /// ef values to sweep, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10,16,32,64,128,256,512")]
+        efs: Vec<usize>,
+        /// Threads of the multi-threaded runs (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// SVG recall-vs-QPS plot (default: next to --out, else bench-ann.svg).
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Embedder tokens/s and reranker pairs/s over batch sizes and lengths.
+    Embed {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: String,
+        #[arg(long)]
+        reranker: Option<String>,
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        batches: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "32,128,256")]
+        lengths: Vec<usize>,
+        /// Minimum measuring time per cell.
+        #[arg(long, default_value_t = 2.0)]
+        min_seconds: f64,
+    },
+    /// Documents/s over HTTP, per WAL sync policy, with supplied vectors and with embedding.
+    Ingest {
+        #[command(flatten)]
+        common: Common,
+        /// Measure this running server instead of spawning one per policy.
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, env = "QUIVER_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Texts come from this BEIR corpus.
+        #[arg(long, default_value = DEFAULT_DATASET)]
+        dataset: PathBuf,
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: String,
+        /// Documents posted with supplied vectors.
+        #[arg(long, default_value_t = 20_000)]
+        docs: usize,
+        /// Documents posted for server-side embedding (0 skips).
+        #[arg(long, default_value_t = 512)]
+        embed_docs: usize,
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        #[arg(long, value_delimiter = ',', default_value = "always,interval,never")]
+        policies: Vec<String>,
+    },
+}
+
+fn peers(on: bool) -> Option<Peers> {
+    on.then(Peers::default)
+}
+
+fn finish(report: Report, out: Option<&std::path::Path>) -> Result<()> {
+    println!("{}", report.markdown);
+    if let Some(path) = out {
+        report.write_json(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> Result<()> {
+    match args.bench {
+        Bench::Ir {
+            common,
+            dataset,
+            model,
+            reranker,
+            quick,
+            alpha,
+            batch,
+        } => {
+            let mut o = IrOptions::new(dataset, model);
+            o.reranker = reranker;
+            o.data_dir = common.data_dir.clone();
+            o.quick = quick;
+            o.peers = peers(common.peers && !quick);
+            o.alpha = alpha;
+            o.batch = batch;
+            finish(quiver_bench::ir::run(&o)?, common.out.as_deref())
+        }
+        Bench::Ann {
+            common,
+            vectors,
+            query_vectors,
+            dataset,
+            model,
+            n,
+            dim,
+            clusters,
+            queries,
+            m,
+            ef_construction,
+            efs,
+            threads,
+            svg,
+        } => {
+            let source = match (vectors, dataset) {
+                (Some(base), _) => Source::Files {
+                    base,
+                    queries: query_vectors,
+                    held_out: queries,
+                },
+                (None, Some(dataset)) => Source::Model {
+                    dataset,
+                    model,
+                    data_dir: common.data_dir.clone(),
+                },
+                (None, None) => Source::Generated {
+                    n,
+                    queries,
+                    dim,
+                    clusters,
+                    seed: 7,
+                },
+            };
+            if efs.is_empty() {
+                bail!("--efs needs at least one value");
+            }
+            let mut o = AnnOptions::new(source);
+            o.m = m;
+            o.ef_construction = ef_construction;
+            o.efs = efs;
+            if let Some(t) = threads {
+                o.threads = t.max(1);
+            }
+            o.peers = peers(common.peers);
+            o.svg = Some(svg.unwrap_or_else(|| match &common.out {
+                Some(out) => out.with_extension("svg"),
+                None => PathBuf::from("bench-ann.svg"),
+            }));
+            finish(quiver_bench::ann::run(&o)?, common.out.as_deref())
+        }
+        Bench::Embed {
+            common,
+            model,
+            reranker,
+            batches,
+            lengths,
+            min_seconds,
+        } => {
+            let mut o = EmbedOptions::new(model);
+            o.reranker = reranker;
+            o.data_dir = common.data_dir.clone();
+            o.batches = batches;
+            o.lengths = lengths;
+            o.min_seconds = min_seconds;
+            o.peers = peers(common.peers);
+            finish(quiver_bench::embed::run(&o)?, common.out.as_deref())
+        }
+        Bench::Ingest {
+            common,
+            url,
+            api_key,
+            dataset,
+            model,
+            docs,
+            embed_docs,
+            dim,
+            batch,
+            clients,
+            policies,
+        } => {
+            for p in &policies {
+                quiver_bench::ingest::policy_env(p)?;
+            }
+            let target = match url {
+                Some(u) => Target::Url(u),
+                None => Target::Spawn {
+                    exe: std::env::current_exe()?,
+                    data_dir: common.data_dir.clone(),
+                },
+            };
+            let o = IngestOptions {
+                target,
+                dataset,
+                docs,
+                embed_docs,
+                model,
+                dim,
+                batch,
+                clients,
+                policies,
+                api_key,
+            };
+            finish(quiver_bench::ingest::run(&o)?, common.out.as_deref())
+        }
+    }
+}
