@@ -88,7 +88,8 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-async fn read_limited(req: Request, max: usize) -> Result<Vec<u8>, ApiError> {
+/// The whole body, refused with 413 once it passes `max` bytes.
+pub(crate) async fn read_limited(req: Request, max: usize) -> Result<Vec<u8>, ApiError> {
     let mut body = req.into_body();
     let mut buf = Vec::new();
     while let Some(frame) = body.frame().await {

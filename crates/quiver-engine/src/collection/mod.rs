@@ -329,7 +329,13 @@ impl Collection {
             // No writer is between append and apply: every record up to the LSN is in.
             let _gate = self.inner.gate.write();
             let lsn = self.inner.wal.last_lsn();
-            self.inner.commit_text_exactly(lsn);
+            // Commit exactly at the LSN, so a restored copy replays nothing into the text
+            // index (a replayed record it already holds would leave a deleted duplicate
+            // that shifts BM25 statistics). Only the writes since the commit just above
+            // are pending. On failure the copy catches up by replay.
+            if let Err(e) = self.inner.commit_text_at(lsn) {
+                tracing::warn!(collection = %self.inner.name, error = %e, "text commit for snapshot failed");
+            }
             (lsn, self.inner.wal.file_paths())
         };
         f(&Pinned {
@@ -512,32 +518,6 @@ impl Collection {
 }
 
 impl Inner {
-    /// Commits the text index at `lsn` with the writers' gate held (so it holds exactly
-    /// the records up to `lsn`, and a restored copy replays nothing into it: replaying
-    /// a record the index already holds would leave a deleted duplicate that shifts
-    /// BM25 statistics). Only writes since the caller's previous commit are pending,
-    /// so this is short. A failure is logged: the copy then catches up by replay.
-    fn commit_text_exactly(&self, lsn: u64) {
-        let pending = self.text_pending.swap(0, Ordering::AcqRel);
-        if pending == 0 && self.text_committed.load(Ordering::Acquire) >= lsn {
-            return;
-        }
-        let result = self
-            .wal
-            .sync()
-            .map_err(EngineError::from)
-            .and_then(|()| self.text.commit(lsn).map_err(index_err));
-        match result {
-            Ok(()) => {
-                self.text_committed.fetch_max(lsn, Ordering::AcqRel);
-            }
-            Err(e) => {
-                self.text_pending.fetch_add(pending, Ordering::AcqRel);
-                tracing::warn!(collection = %self.name, error = %e, "text commit for snapshot failed");
-            }
-        }
-    }
-
     fn read_only_error(&self) -> EngineError {
         EngineError::ReadOnly(format!(
             "collection {:?}: a WAL sync failed; reopen after fixing the disk",

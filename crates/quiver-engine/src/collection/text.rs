@@ -140,6 +140,12 @@ impl Inner {
             let _gate = self.gate.write();
             self.wal.last_lsn()
         };
+        self.commit_text_at(lsn)
+    }
+
+    /// Commits the text index as holding every record up to `lsn`. The caller holds
+    /// `text_commit`, and has made sure every record up to `lsn` reached the index writer.
+    pub(super) fn commit_text_at(&self, lsn: u64) -> Result<()> {
         let pending = self.text_pending.swap(0, Ordering::AcqRel);
         if pending == 0 && self.text_committed.load(Ordering::Acquire) >= lsn {
             return Ok(());

@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 use crate::app::{blocking, AppState};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::collection_name;
-use crate::limits::parse_json;
+use crate::limits::{parse_json, read_limited};
 
 /// Body of a create request (optional).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -299,7 +299,7 @@ async fn restore_in(
     };
     let db = state.db.clone();
     if is_json(req.headers()) {
-        let body = read_json_body(req, state.limits.max_body_bytes).await?;
+        let body = read_limited(req, state.limits.max_body_bytes).await?;
         let r: RestoreSnapshot = parse_json(&body, &state.limits)?;
         snapshot_name(&r.snapshot)?;
         let target = r.target.or(default_target);
@@ -344,24 +344,6 @@ async fn restore_in(
         .await
         .map_err(|e| ApiError::internal(format!("restore task failed: {e}")))??;
     Ok(restored(out))
-}
-
-async fn read_json_body(req: Request, max: usize) -> Result<Vec<u8>, ApiError> {
-    let mut body = req.into_body();
-    let mut buf = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::bad_request(format!("could not read body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > max {
-                return Err(ApiError::too_large(format!(
-                    "request body is larger than {max} bytes"
-                )));
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf)
 }
 
 /// Snapshot one collection while writes continue.
