@@ -184,3 +184,43 @@ fn filter_applies_before_the_top_k_cut() {
     let unfiltered = index.search("target", 4, None).unwrap();
     assert!(unfiltered.iter().all(|h| !h.key.is_multiple_of(50)));
 }
+
+/// Names of the files in `dir`, sorted.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Enough commits to start a background merge, then a drop right after the last one: the
+/// drop waits for the merge, so nothing writes into the directory once it returns (a
+/// dropped collection's directory is deleted right after).
+#[test]
+fn drop_waits_for_background_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("text");
+    let index = TextIndex::open_or_create(&path, Analyzer::En).unwrap();
+    let words = [
+        "wing", "flutter", "shock", "boundary", "layer", "heat", "nozzle",
+    ];
+    for commit in 0..12u64 {
+        for i in 0..1_500u64 {
+            let key = commit * 10_000 + i;
+            let text: Vec<&str> = (0..40).map(|j| words[((key + j) % 7) as usize]).collect();
+            index
+                .upsert(&format!("d{key}"), key, &text.join(" "))
+                .unwrap();
+        }
+        index.commit(commit + 1).unwrap();
+    }
+    drop(index);
+    let after_drop = listing(&path);
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    assert_eq!(listing(&path), after_drop, "files changed after the drop");
+    let index = TextIndex::open(&path).unwrap();
+    assert_eq!(index.num_docs(), 12 * 1_500);
+    assert_eq!(index.last_lsn().unwrap(), Some(12));
+}

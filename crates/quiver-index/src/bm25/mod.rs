@@ -17,7 +17,7 @@ mod analyzer;
 use std::collections::BinaryHeap;
 use std::path::Path;
 
-use parking_lot::Mutex;
+use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, TermQuery};
 use tantivy::schema::{
@@ -53,7 +53,8 @@ struct CommitPayload {
 pub struct TextIndex {
     index: Index,
     reader: IndexReader,
-    writer: Mutex<IndexWriter<TantivyDocument>>,
+    /// `None` only while the index is dropped (see its `Drop`).
+    writer: Mutex<Option<IndexWriter<TantivyDocument>>>,
     analyzer: Analyzer,
     id: Field,
     key: Field,
@@ -66,6 +67,18 @@ impl std::fmt::Debug for TextIndex {
             .field("analyzer", &self.analyzer)
             .field("docs", &self.num_docs())
             .finish()
+    }
+}
+
+impl Drop for TextIndex {
+    /// Waits for background segment merges: dropping the writer alone leaves them running,
+    /// writing into the directory after the index is gone (a dropped collection's files
+    /// are then renamed and deleted under them). A failed merge needs nothing here: the
+    /// next open removes whatever files it left.
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.get_mut().take() {
+            let _ = writer.wait_merging_threads();
+        }
     }
 }
 
@@ -181,12 +194,17 @@ impl TextIndex {
         Ok(TextIndex {
             index,
             reader,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Some(writer)),
             analyzer,
             id,
             key,
             text,
         })
+    }
+
+    fn writer(&self) -> Result<MappedMutexGuard<'_, IndexWriter<TantivyDocument>>> {
+        MutexGuard::try_map(self.writer.lock(), Option::as_mut)
+            .map_err(|_| IndexError::InvalidInput("the text index is closed".into()))
     }
 
     /// The analyzer documents and queries go through.
@@ -200,7 +218,7 @@ impl TextIndex {
         doc.add_text(self.id, id);
         doc.add_u64(self.key, key);
         doc.add_text(self.text, text);
-        let writer = self.writer.lock();
+        let writer = self.writer()?;
         // The delete is ordered before the add, so it removes only older versions.
         writer.delete_term(Term::from_field_text(self.id, id));
         writer.add_document(doc)?;
@@ -209,8 +227,7 @@ impl TextIndex {
 
     /// Removes the document `id` (if present) at the next commit.
     pub fn delete(&self, id: &str) -> Result<()> {
-        self.writer
-            .lock()
+        self.writer()?
             .delete_term(Term::from_field_text(self.id, id));
         Ok(())
     }
@@ -223,7 +240,7 @@ impl TextIndex {
             last_lsn: lsn,
         })
         .map_err(|e| IndexError::InvalidInput(e.to_string()))?;
-        let mut writer = self.writer.lock();
+        let mut writer = self.writer()?;
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
