@@ -25,6 +25,9 @@ import subprocess
 import sys
 import time
 
+# The script's own directory is on sys.path, so its sibling shares the timing loop.
+from embed_throughput import timed
+
 
 def log(msg):
     print(f"peers: {msg}", file=sys.stderr, flush=True)
@@ -174,17 +177,6 @@ def cmd_ann(args):
                        "sweep": sweep("faiss", set_ef, faiss.omp_set_num_threads, faiss_search, queries, efs,
                                       args.k, args.threads)}
     write_answer(args.work, answer)
-
-
-def timed(fn, min_seconds, max_runs):
-    fn()
-    runs, start = 0, time.perf_counter()
-    while True:
-        fn()
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds or runs >= max_runs:
-            return elapsed / runs
 
 
 def cmd_embed(args):
