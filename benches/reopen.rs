@@ -12,10 +12,12 @@
 use std::path::Path;
 use std::time::Instant;
 
-use quiver_core::{CollectionConfig, Document, Metadata, SyncPolicy};
-use quiver_engine::{CollectionOptions, Database, DbOptions};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use quiver_core::CollectionConfig;
+use quiver_engine::Database;
+
+mod common;
+
+use common::{load, options, Load};
 
 struct Size {
     docs: usize,
@@ -25,46 +27,21 @@ struct Size {
     reopens: usize,
 }
 
-fn options(seal_rows: usize) -> DbOptions {
-    DbOptions {
-        collection: CollectionOptions {
-            sync: SyncPolicy::Never,
-            seal_rows,
-            seal_bytes: usize::MAX,
-            background_compaction: false,
-            ..CollectionOptions::default()
-        },
-    }
-}
-
 /// Loads `size.docs` documents; the last `size.tail` stay in the WAL when
 /// `seal_rows` is below the sealed count, all of them when it is above.
-fn load(dir: &Path, size: &Size, seal_rows: usize) -> Result<(), String> {
+fn fill(dir: &Path, size: &Size, seal_rows: usize) -> Result<(), String> {
     let db = Database::open(dir, options(seal_rows)).map_err(|e| e.to_string())?;
     let c = db
         .create_collection("bench", CollectionConfig::new(size.dim))
         .map_err(|e| e.to_string())?;
-    let mut rng = StdRng::seed_from_u64(7);
-    let sealed = size.docs - size.tail;
-    let mut i = 0;
-    while i < size.docs {
-        let end = (i + size.batch).min(size.docs);
-        let end = if i < sealed { end.min(sealed) } else { end };
-        let docs: Vec<Document> = (i..end)
-            .map(|n| Document {
-                id: format!("doc-{n:08}"),
-                text: format!("document number {n}"),
-                metadata: Metadata::new(),
-                vector: (0..size.dim).map(|_| rng.random_range(-1.0..1.0)).collect(),
-            })
-            .collect();
-        c.upsert(docs).map_err(|e| e.to_string())?;
-        i = end;
-        if i == sealed && seal_rows <= sealed {
-            c.seal().map_err(|e| e.to_string())?;
-        }
-    }
-    c.sync().map_err(|e| e.to_string())
+    let plan = Load {
+        docs: size.docs,
+        tail: size.tail,
+        dim: size.dim,
+        batch: size.batch,
+        seal: seal_rows <= size.docs - size.tail,
+    };
+    load(&c, &plan)
 }
 
 fn reopen(dir: &Path, size: &Size, seal_rows: usize, label: &str) -> Result<f64, String> {
@@ -109,14 +86,14 @@ fn run(size: &Size) -> Result<(), String> {
     let sealed_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let seal_rows = (size.docs - size.tail).div_ceil(3);
     let t = Instant::now();
-    load(sealed_dir.path(), size, seal_rows)?;
+    fill(sealed_dir.path(), size, seal_rows)?;
     println!("load (sealed + tail): {:.1} s", t.elapsed().as_secs_f64());
     let sealed = reopen(sealed_dir.path(), size, seal_rows, "sealed+tail")?;
     drop(sealed_dir);
 
     let wal_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let never = usize::MAX;
-    load(wal_dir.path(), size, never)?;
+    fill(wal_dir.path(), size, never)?;
     let wal_only = reopen(wal_dir.path(), size, never, "all-in-WAL")?;
     println!(
         "best reopen: sealed+tail {:.1} ms, all-in-WAL {:.1} ms (ratio {:.1}x)",

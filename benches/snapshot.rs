@@ -9,32 +9,15 @@
 
 use std::time::Instant;
 
-use quiver_core::{CollectionConfig, Document, Metadata, SyncPolicy};
+use quiver_core::CollectionConfig;
 use quiver_engine::snapshot::{Compression, RestoreLimits, SnapshotScope};
-use quiver_engine::{CollectionOptions, Database, DbOptions};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use quiver_engine::Database;
 
-struct Size {
-    docs: usize,
-    tail: usize,
-    dim: usize,
-    batch: usize,
-}
+mod common;
 
-fn options() -> DbOptions {
-    DbOptions {
-        collection: CollectionOptions {
-            sync: SyncPolicy::Never,
-            seal_rows: usize::MAX,
-            seal_bytes: usize::MAX,
-            background_compaction: false,
-            ..CollectionOptions::default()
-        },
-    }
-}
+use common::{load, options, Load};
 
-fn load(db: &Database, size: &Size) -> Result<(), String> {
+fn fill(db: &Database, size: &Load) -> Result<(), String> {
     // Graph quality does not matter here, only its files: a narrow build keeps the
     // load short (m, and so the graph's size on disk, stays the default).
     let mut config = CollectionConfig::new(size.dim);
@@ -42,42 +25,22 @@ fn load(db: &Database, size: &Size) -> Result<(), String> {
     let c = db
         .create_collection("bench", config)
         .map_err(|e| e.to_string())?;
-    let mut rng = StdRng::seed_from_u64(7);
-    let sealed = size.docs - size.tail;
-    let mut i = 0;
-    while i < size.docs {
-        let end = (i + size.batch).min(size.docs);
-        let end = if i < sealed { end.min(sealed) } else { end };
-        let docs: Vec<Document> = (i..end)
-            .map(|n| Document {
-                id: format!("doc-{n:08}"),
-                text: format!("document number {n} about topic {}", n % 97),
-                metadata: Metadata::new(),
-                vector: (0..size.dim).map(|_| rng.random_range(-1.0..1.0)).collect(),
-            })
-            .collect();
-        c.upsert(docs).map_err(|e| e.to_string())?;
-        i = end;
-        if i == sealed {
-            c.seal().map_err(|e| e.to_string())?;
-        }
-    }
-    c.sync().map_err(|e| e.to_string())
+    load(&c, size)
 }
 
 fn mb_s(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / (1 << 20) as f64 / secs
 }
 
-fn run(size: &Size) -> Result<(), String> {
+fn run(size: &Load) -> Result<(), String> {
     println!(
         "snapshot: {} docs x {} dims, {} left in the WAL",
         size.docs, size.dim, size.tail
     );
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let db = Database::open(dir.path(), options()).map_err(|e| e.to_string())?;
+    let db = Database::open(dir.path(), options(usize::MAX)).map_err(|e| e.to_string())?;
     let t = Instant::now();
-    load(&db, size)?;
+    fill(&db, size)?;
     println!("load: {:.1} s", t.elapsed().as_secs_f64());
     let scope = SnapshotScope::Collection("bench".into());
     for (i, comp) in [Compression::None, Compression::Zstd]
@@ -117,18 +80,20 @@ fn run(size: &Size) -> Result<(), String> {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let size = if full {
-        Size {
+        Load {
             docs: 100_000,
             tail: 10_000,
             dim: 384,
             batch: 500,
+            seal: true,
         }
     } else {
-        Size {
+        Load {
             docs: 300,
             tail: 50,
             dim: 8,
             batch: 50,
+            seal: true,
         }
     };
     if let Err(e) = run(&size) {
