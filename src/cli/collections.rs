@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::{json, Map, Value};
 
-use super::{print_json, Client, Conn};
+use super::{print_json, Conn};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -89,7 +89,7 @@ fn create_body(a: &CreateArgs) -> Value {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let client = Client::new(&args.conn);
+    let client = args.conn.client();
     let answer = match &args.action {
         Action::List => client.call("GET", "/collections", None)?,
         Action::Create(a) => client.call(

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
-use super::{Client, Conn};
+use super::Conn;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -100,7 +100,7 @@ pub fn run(args: Args) -> Result<()> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let client = Client::new(&args.conn);
+    let client = args.conn.client();
     let path = format!("/collections/{}/documents", args.collection);
     let file = File::open(&args.file)?;
     let start = Instant::now();

@@ -9,9 +9,7 @@ pub mod models;
 pub mod query;
 pub mod snapshot;
 
-use std::time::Duration;
-
-use anyhow::{anyhow, Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
 /// Where the server is and how to authenticate; shared by every client command.
@@ -30,50 +28,12 @@ pub struct Conn {
     pub api_key: Option<String>,
 }
 
-/// A blocking HTTP client for one server.
-#[derive(Debug)]
-pub struct Client {
-    agent: ureq::Agent,
-    base: String,
-    key: Option<String>,
-}
+use quiver_client::Client;
 
-impl Client {
-    pub fn new(conn: &Conn) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(10))
-            .timeout(Duration::from_secs(600))
-            .build();
-        Client {
-            agent,
-            base: conn.url.trim_end_matches('/').to_string(),
-            key: conn.api_key.clone(),
-        }
-    }
-
-    /// Sends `method path` with an optional JSON body; returns the JSON answer.
-    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self.agent.request(method, &url);
-        if let Some(key) = &self.key {
-            req = req.set("Authorization", &format!("Bearer {key}"));
-        }
-        let resp = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        match resp {
-            Ok(r) => r
-                .into_json()
-                .with_context(|| format!("{method} {url}: the answer is not JSON")),
-            Err(ureq::Error::Status(status, r)) => {
-                let body: Value = r.into_json().unwrap_or(Value::Null);
-                let code = body["error"]["code"].as_str().unwrap_or("unknown");
-                let msg = body["error"]["message"].as_str().unwrap_or("");
-                Err(anyhow!("{method} {path}: {status} {code}: {msg}"))
-            }
-            Err(e) => Err(anyhow!("{method} {url}: {e}")),
-        }
+impl Conn {
+    /// A client for this server, authenticated with the API key when one is set.
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, self.api_key.clone())
     }
 }
 

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
 
-use super::{print_json, Client, Conn};
+use super::{print_json, Conn};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         body.insert("rerank".into(), rerank);
     }
-    let client = Client::new(&args.conn);
+    let client = args.conn.client();
     let answer = client.call(
         "POST",
         &format!("/collections/{}/query", args.collection),

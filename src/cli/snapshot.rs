@@ -5,14 +5,15 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
-use super::{print_json, Client, Conn};
+use quiver_client::{Client, ClientError};
+
+use super::{print_json, Conn};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -80,36 +81,9 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-/// A blocking agent for the streamed transfers (no overall timeout: archives are big).
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(10))
-        .build()
-}
-
-fn authed(req: ureq::Request, conn: &Conn) -> ureq::Request {
-    match &conn.api_key {
-        Some(k) => req.set("Authorization", &format!("Bearer {k}")),
-        None => req,
-    }
-}
-
-fn error_of(method: &str, path: &str, e: ureq::Error) -> anyhow::Error {
-    match e {
-        ureq::Error::Status(status, r) => {
-            let body: Value = r.into_json().unwrap_or(Value::Null);
-            let code = body["error"]["code"].as_str().unwrap_or("unknown");
-            let msg = body["error"]["message"].as_str().unwrap_or("");
-            anyhow!("{method} {path}: {status} {code}: {msg}")
-        }
-        other => anyhow!("{method} {path}: {other}"),
-    }
-}
-
 pub fn run(args: Args) -> Result<()> {
-    let client = Client::new(&args.conn);
+    let client = args.conn.client();
     let base = base(args.collection.as_deref());
-    let url = args.conn.url.trim_end_matches('/').to_string();
     match args.action {
         Action::Create { name, zstd } => {
             let mut body = Map::new();
@@ -128,9 +102,10 @@ pub fn run(args: Args) -> Result<()> {
         Action::Download { snapshot, output } => {
             let path = format!("{base}/{snapshot}");
             let out = output.unwrap_or_else(|| PathBuf::from(format!("{snapshot}.snapshot")));
-            let resp = authed(agent().get(&format!("{url}{path}")), &args.conn)
+            let resp = client
+                .stream("GET", &path)
                 .call()
-                .map_err(|e| error_of("GET", &path, e))?;
+                .map_err(|e| ClientError::from_ureq("GET", &path, e))?;
             let len = resp
                 .header("Content-Length")
                 .and_then(|v| v.parse().ok())
@@ -163,25 +138,28 @@ pub fn run(args: Args) -> Result<()> {
                     }
                     print_json(&client.call("POST", &path, Some(&Value::Object(body)))?)
                 }
-                (None, Some(f)) => upload(&url, &path, &args.conn, &f, target.as_deref()),
+                (None, Some(f)) => upload(&client, &path, &f, target.as_deref()),
                 _ => Err(anyhow!("give either a stored snapshot name or --file")),
             }
         }
     }
 }
 
-fn upload(url: &str, path: &str, conn: &Conn, file: &PathBuf, target: Option<&str>) -> Result<()> {
+fn upload(client: &Client, path: &str, file: &PathBuf, target: Option<&str>) -> Result<()> {
     let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let len = f.metadata()?.len();
     let pb = bar(len, "upload");
-    let mut req = authed(agent().post(&format!("{url}{path}")), conn)
+    let mut req = client
+        .stream("POST", path)
         .set("Content-Type", "application/octet-stream")
         .set("Content-Length", &len.to_string());
     if let Some(t) = target {
         req = req.query("target", t);
     }
     let reader: Box<dyn Read + Send> = Box::new(pb.wrap_read(f));
-    let resp = req.send(reader).map_err(|e| error_of("POST", path, e));
+    let resp = req
+        .send(reader)
+        .map_err(|e| ClientError::from_ureq("POST", path, e));
     pb.finish_and_clear();
     let v: Value = resp?.into_json()?;
     print_json(&v)

@@ -35,9 +35,12 @@ pub enum BenchError {
     /// The peer script failed or answered something unreadable.
     #[error("peer: {0}")]
     Peer(String),
-    /// The server under test failed or answered an error.
+    /// The server under test could not start or stopped.
     #[error("server: {0}")]
     Server(String),
+    /// A request to the server under test failed or was refused.
+    #[error("server: {0}")]
+    Client(#[from] quiver_client::ClientError),
     /// A report could not be serialized.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

@@ -15,8 +15,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use quiver_client::Client;
 use serde_json::{json, Value};
 
 use crate::beir::Dataset;
@@ -118,49 +119,9 @@ fn spawn(exe: &Path, data_dir: &Path, policy: &str) -> Result<Spawned> {
     })
 }
 
-struct Http {
-    agent: ureq::Agent,
-    base: String,
-    key: Option<String>,
-}
-
-impl Http {
-    fn new(base: &str, key: Option<String>) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(600))
-            .build();
-        Http {
-            agent,
-            base: base.trim_end_matches('/').to_string(),
-            key,
-        }
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
-        let mut req = self.agent.request(method, &format!("{}{path}", self.base));
-        if let Some(k) = &self.key {
-            req = req.set("Authorization", &format!("Bearer {k}"));
-        }
-        let resp = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        match resp {
-            Ok(r) => r
-                .into_json()
-                .map_err(|e| BenchError::Server(format!("{method} {path}: {e}"))),
-            Err(ureq::Error::Status(code, r)) => Err(BenchError::Server(format!(
-                "{method} {path}: {code} {}",
-                r.into_string().unwrap_or_default()
-            ))),
-            Err(e) => Err(BenchError::Server(format!("{method} {path}: {e}"))),
-        }
-    }
-}
-
 /// Posts `docs` in batches from `clients` threads; returns seconds.
 fn post_all(
-    http: &Http,
+    http: &Client,
     collection: &str,
     docs: &[Value],
     batch: usize,
@@ -206,7 +167,7 @@ fn documents(data: &Dataset, n: usize, vectors: Option<usize>, tag: &str) -> Vec
 
 /// One measured run against `http`.
 fn measure(
-    http: &Http,
+    http: &Client,
     opts: &IngestOptions,
     data: &Dataset,
     policy: &str,
@@ -242,7 +203,7 @@ pub fn run(opts: &IngestOptions) -> Result<Report> {
     let mut rows = Vec::new();
     match &opts.target {
         Target::Url(url) => measure(
-            &Http::new(url, opts.api_key.clone()),
+            &Client::new(url, opts.api_key.clone()),
             opts,
             &data,
             "server's own",
@@ -255,7 +216,7 @@ pub fn run(opts: &IngestOptions) -> Result<Report> {
             for policy in &opts.policies {
                 let server = spawn(exe, data_dir, policy)?;
                 measure(
-                    &Http::new(&server.url, None),
+                    &Client::new(&server.url, None),
                     opts,
                     &data,
                     policy,
