@@ -1,5 +1,5 @@
 //! The command-line client against a real server: collections, import (Quiver JSONL and
-//! BEIR corpus lines), query, and error reporting.
+//! BEIR corpus lines), query, snapshot files, the ingest benchmark, and error reporting.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,7 +7,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{install, spawn};
+use common::{doc, install, spawn};
 use serde_json::{json, Value};
 
 fn quiver(url: &str, key: &str, args: &[&str]) -> Output {
@@ -27,6 +27,19 @@ fn ok_json(out: &Output) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Asserts the command failed and printed the server's `status`.
+fn failed_with(out: &Output, status: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(status), "{err}");
+}
+
+/// A server that takes the key `cli-key`, and its URL.
+fn keyed_server(tmp: &std::path::Path) -> (common::Server, String) {
+    let s = spawn(&tmp.join("data"), &[("QUIVER_SERVER_API_KEYS", "cli-key")]);
+    let url = format!("http://{}", s.addr);
+    (s, url)
 }
 
 #[test]
@@ -208,12 +221,119 @@ fn cli_manages_imports_and_queries() {
 
     // A wrong key is reported, not retried.
     let out = quiver(&url, "wrong", &["collections", "list"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    failed_with(&out, "401");
 
     let deleted = ok_json(&quiver(&url, key, &["collections", "delete", "docs"]));
     assert_eq!(deleted["deleted"], true);
     let out = quiver(&url, key, &["collections", "get", "docs"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
+    failed_with(&out, "404");
+}
+
+#[test]
+fn cli_snapshots_travel_through_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, url) = keyed_server(tmp.path());
+    let key = "cli-key";
+    ok_json(&quiver(
+        &url,
+        key,
+        &["collections", "create", "docs", "--dim", "4"],
+    ));
+    let file = tmp.path().join("docs.jsonl");
+    let lines: String = (0..30)
+        .map(|i| format!("{}\n", doc(&format!("d{i}"), i, 4)))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let out = quiver(&url, key, &["import", "docs", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let snap = &["snapshot", "--collection", "docs"];
+    let run = |args: &[&str]| quiver(&url, key, &[snap, args].concat());
+    let made = ok_json(&run(&["create", "--name", "s1", "--zstd"]));
+    assert_eq!(made["name"], "s1", "{made}");
+    let listed = ok_json(&run(&["list"]));
+    assert!(listed.to_string().contains("\"s1\""), "{listed}");
+
+    let file = tmp.path().join("s1.snapshot");
+    let got = ok_json(&run(&[
+        "download",
+        "s1",
+        "--output",
+        file.to_str().unwrap(),
+    ]));
+    let bytes = std::fs::metadata(&file).unwrap().len();
+    assert!(bytes > 0);
+    assert_eq!(got["bytes"], bytes);
+
+    // The file restores under a new name, with every document.
+    let restored = ok_json(&run(&[
+        "restore",
+        "--file",
+        file.to_str().unwrap(),
+        "--target",
+        "copy",
+    ]));
+    assert!(restored.to_string().contains("copy"), "{restored}");
+    let info = ok_json(&quiver(&url, key, &["collections", "get", "copy"]));
+    assert_eq!(info["count"], 30);
+
+    // A missing snapshot is the server's 404, and no file is left behind.
+    let missing = tmp.path().join("nope.snapshot");
+    let out = run(&["download", "nope", "--output", missing.to_str().unwrap()]);
+    failed_with(&out, "404");
+    assert!(!missing.exists());
+    // So is a bad key on the streamed transfers.
+    let out = quiver(
+        &url,
+        "wrong",
+        &[snap, &["restore", "--file", file.to_str().unwrap()][..]].concat(),
+    );
+    failed_with(&out, "401");
+}
+
+#[test]
+fn bench_ingest_measures_a_running_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, url) = keyed_server(tmp.path());
+    let report = tmp.path().join("ingest.json");
+    let out = quiver(
+        &url,
+        "cli-key",
+        &[
+            "bench",
+            "ingest",
+            "--docs",
+            "300",
+            "--embed-docs",
+            "0",
+            "--dim",
+            "8",
+            "--batch",
+            "64",
+            "--clients",
+            "2",
+            "--out",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("docs/s"), "{table}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let runs = report["results"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{report}");
+    assert_eq!(runs[0]["mode"], "vectors");
+    assert_eq!(runs[0]["documents"], 300);
+    assert!(runs[0]["docs_per_s"].as_f64().unwrap() > 0.0);
+    // The bench cleans up after itself.
+    let list = ok_json(&quiver(&url, "cli-key", &["collections", "list"]));
+    assert_eq!(list["collections"], json!([]), "{list}");
 }
