@@ -86,6 +86,11 @@ fn round_trip_through_download_upload_and_restart() {
     let listed = s.req("GET", "/collections/src/snapshots", None).json();
     assert_eq!(listed["snapshots"][0]["name"], "s1", "{listed}");
     assert_eq!(listed["snapshots"][0]["size"].as_u64(), Some(size));
+    assert_eq!(listed["snapshots"][0]["lsn"], created["lsn"], "{listed}");
+    assert_eq!(
+        listed["snapshots"][0]["collections"],
+        json!([{"name": "src", "lsn": created["lsn"]}])
+    );
     // Same name twice: conflict.
     let again = s.req(
         "POST",
@@ -166,6 +171,14 @@ fn round_trip_through_download_upload_and_restart() {
     assert_eq!(count(&s, "src"), 300);
     let listed = s.req("GET", "/snapshots", None).json();
     assert_eq!(listed["snapshots"][0]["name"], "all", "{listed}");
+    let names: Vec<&str> = listed["snapshots"][0]["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{listed}");
+    assert!(listed["snapshots"][0]["lsn"].as_u64().unwrap() > 0);
     let r = s.req(
         "POST",
         "/snapshots/restore",

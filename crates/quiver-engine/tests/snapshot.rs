@@ -249,14 +249,30 @@ fn overwrites_and_deletes_restore_into_the_same_name() {
     // New writes continue above the restored LSN.
     let lsn = c.upsert(vec![doc(2000, &mut rng)]).unwrap();
     assert_eq!(lsn, snap.lsn + 1);
-    let names: Vec<String> = db
-        .list_snapshots(&scope("c"))
-        .unwrap()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    assert_eq!(names, ["s1"]);
+    let listed = db.list_snapshots(&scope("c")).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "s1");
+    assert_eq!(listed[0].lsn, Some(snap.lsn));
+    assert_eq!(listed[0].collections, snap.collections);
+    // The LSN record lies beside the archive; without it the listing still names the
+    // snapshot, only without its LSN.
+    let stored = dir.path().join("snapshots/collections/c");
+    let record = stored.join("s1.lsn.json");
+    let saved = std::fs::read(&record).unwrap();
+    std::fs::remove_file(&record).unwrap();
+    let listed = db.list_snapshots(&scope("c")).unwrap();
+    assert_eq!((listed[0].name.as_str(), listed[0].lsn), ("s1", None));
+    assert!(listed[0].collections.is_empty());
+    std::fs::write(&record, b"{damaged").unwrap();
+    assert_eq!(db.list_snapshots(&scope("c")).unwrap()[0].lsn, None);
+    std::fs::write(&record, saved).unwrap();
+    assert_eq!(
+        db.list_snapshots(&scope("c")).unwrap()[0].lsn,
+        Some(snap.lsn)
+    );
+    // Deleting removes both files.
     db.delete_snapshot(&scope("c"), "s1").unwrap();
+    assert_eq!(std::fs::read_dir(&stored).unwrap().count(), 0);
     assert!(matches!(
         db.delete_snapshot(&scope("c"), "s1"),
         Err(EngineError::NotFound(_))

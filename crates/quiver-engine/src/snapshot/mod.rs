@@ -6,6 +6,9 @@
 //! ```text
 //! <data>/snapshots/collections/<collection>/<snapshot>.snapshot   one collection
 //! <data>/snapshots/database/<snapshot>.snapshot                  every collection
+//! <data>/snapshots/…/<snapshot>.lsn.json   its collections' LSNs, for listing (the
+//!                                   archive's own manifest is its last entry, so reading
+//!                                   it would mean reading the whole archive)
 //! <data>/snapshots/.build-…/        hard links of a snapshot being built (start-up deletes)
 //! <data>/collections/.staging-…/    a restore being unpacked and verified (start-up deletes)
 //! <data>/collections/.restore-journal   a restore being swapped in (start-up finishes it)
@@ -38,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use quiver_core::validate_name;
-use quiver_storage::StorageError;
+use quiver_storage::{fsutil, StorageError};
 use serde::{Deserialize, Serialize};
 
 pub use archive::{
@@ -52,6 +55,8 @@ use crate::{EngineError, Result};
 pub const SNAPSHOTS_DIR: &str = "snapshots";
 /// File name extension of a stored snapshot archive.
 pub const SNAPSHOT_EXT: &str = "snapshot";
+/// File name extension of the LSN record stored beside each archive.
+const LSN_EXT: &str = "lsn.json";
 
 /// What a snapshot covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +86,11 @@ pub struct SnapshotInfo {
     pub size: u64,
     /// Modification time of the archive, milliseconds since the Unix epoch.
     pub created_unix_ms: u64,
+    /// The checkpoint LSN (for a database snapshot, the highest of its collections');
+    /// `None` when the LSN record beside the archive is missing or unreadable.
+    pub lsn: Option<u64>,
+    /// Each collection in the archive and its LSN (empty when `lsn` is `None`).
+    pub collections: Vec<CollectionLsn>,
 }
 
 /// The result of creating a snapshot.
@@ -96,7 +106,7 @@ pub struct CreatedSnapshot {
 }
 
 /// A collection and the LSN it was captured (or restored) at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CollectionLsn {
     pub name: String,
     pub lsn: u64,
@@ -163,6 +173,37 @@ pub(crate) fn snapshot_path(root: &Path, scope: &SnapshotScope, name: &str) -> R
     Ok(scope_dir(root, scope)?.join(format!("{name}.{SNAPSHOT_EXT}")))
 }
 
+/// Path of the LSN record beside stored snapshot `name` of `scope`.
+pub(crate) fn lsn_path(root: &Path, scope: &SnapshotScope, name: &str) -> Result<PathBuf> {
+    let archive = snapshot_path(root, scope, name)?;
+    Ok(archive.with_file_name(format!("{name}.{LSN_EXT}")))
+}
+
+/// Writes the LSN record at `path`, atomically.
+pub(crate) fn write_lsns(path: &Path, lsns: &[CollectionLsn]) -> Result<()> {
+    let json =
+        serde_json::to_vec(lsns).map_err(|e| StorageError::io(path, std::io::Error::other(e)))?;
+    Ok(fsutil::write_atomic(path, &json)?)
+}
+
+/// Reads the LSN record at `path`; a missing or damaged one only costs the listing its
+/// LSNs, so it is `None` rather than an error.
+fn read_lsns(path: &Path) -> Option<Vec<CollectionLsn>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read snapshot LSN record");
+            return None;
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .inspect_err(|e| {
+            tracing::warn!(file = %path.display(), error = %e, "damaged snapshot LSN record");
+        })
+        .ok()
+}
+
 /// The stored snapshots of `scope`, sorted by name.
 pub(crate) fn list(root: &Path, scope: &SnapshotScope) -> Result<Vec<SnapshotInfo>> {
     let dir = scope_dir(root, scope)?;
@@ -190,10 +231,13 @@ pub(crate) fn list(root: &Path, scope: &SnapshotScope) -> Result<Vec<SnapshotInf
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as u64);
+        let collections = read_lsns(&dir.join(format!("{name}.{LSN_EXT}"))).unwrap_or_default();
         out.push(SnapshotInfo {
             name: name.to_string(),
             size: meta.len(),
             created_unix_ms,
+            lsn: collections.iter().map(|c| c.lsn).max(),
+            collections,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -257,6 +257,12 @@ impl Database {
                 .collect::<Result<Vec<_>>>()?;
             let lsns = create::lsns(&captured);
             let size = create::write(captured, &dest, compression)?;
+            // The archive is stored and complete without it: a failed record only
+            // leaves the listing without this snapshot's LSN.
+            let record = super::lsn_path(&self.root, scope, &name)?;
+            if let Err(e) = super::write_lsns(&record, &lsns) {
+                tracing::warn!(error = %e, "cannot write snapshot LSN record");
+            }
             Ok(CreatedSnapshot {
                 name: name.clone(),
                 lsn: lsns.iter().map(|c| c.lsn).max().unwrap_or(0),
@@ -285,6 +291,12 @@ impl Database {
         let path = super::snapshot_path(&self.root, scope, name)?;
         match fs::remove_file(&path) {
             Ok(()) => {
+                let record = super::lsn_path(&self.root, scope, name)?;
+                if let Err(e) = fs::remove_file(&record) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(StorageError::io(&record, e).into());
+                    }
+                }
                 fsutil::fsync_dir(path.parent().unwrap_or(Path::new("."))).map_err(Into::into)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http_body_util::BodyExt;
 use quiver_engine::snapshot::{
-    Compression, CreatedSnapshot, RestoreLimits, RestoredCollection, SnapshotInfo, SnapshotScope,
+    CollectionLsn, Compression, CreatedSnapshot, RestoreLimits, RestoredCollection, SnapshotInfo,
+    SnapshotScope,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -77,12 +78,27 @@ pub struct SnapshotCollection {
     pub documents: Option<usize>,
 }
 
+impl From<CollectionLsn> for SnapshotCollection {
+    fn from(c: CollectionLsn) -> Self {
+        SnapshotCollection {
+            name: c.name,
+            lsn: c.lsn,
+            documents: None,
+        }
+    }
+}
+
 /// A stored snapshot.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SnapshotEntry {
     pub name: String,
     pub size: u64,
     pub created_unix_ms: u64,
+    /// The checkpoint LSN (a database snapshot: its collections' highest); null when
+    /// the server could not record it.
+    pub lsn: Option<u64>,
+    /// Each collection in the archive and its LSN.
+    pub collections: Vec<SnapshotCollection>,
 }
 
 /// Answer of a list.
@@ -144,15 +160,7 @@ fn collection_scope(name: &str) -> Result<SnapshotScope, ApiError> {
 }
 
 fn created(c: CreatedSnapshot) -> (StatusCode, Json<SnapshotCreated>) {
-    let collections = c
-        .collections
-        .into_iter()
-        .map(|l| SnapshotCollection {
-            name: l.name,
-            lsn: l.lsn,
-            documents: None,
-        })
-        .collect();
+    let collections = c.collections.into_iter().map(Into::into).collect();
     let body = SnapshotCreated {
         name: c.name,
         lsn: c.lsn,
@@ -170,6 +178,8 @@ fn listed(v: Vec<SnapshotInfo>) -> Json<SnapshotList> {
                 name: s.name,
                 size: s.size,
                 created_unix_ms: s.created_unix_ms,
+                lsn: s.lsn,
+                collections: s.collections.into_iter().map(Into::into).collect(),
             })
             .collect(),
     })
