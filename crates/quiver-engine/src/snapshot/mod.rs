@@ -173,10 +173,9 @@ pub(crate) fn snapshot_path(root: &Path, scope: &SnapshotScope, name: &str) -> R
     Ok(scope_dir(root, scope)?.join(format!("{name}.{SNAPSHOT_EXT}")))
 }
 
-/// Path of the LSN record beside stored snapshot `name` of `scope`.
-pub(crate) fn lsn_path(root: &Path, scope: &SnapshotScope, name: &str) -> Result<PathBuf> {
-    let archive = snapshot_path(root, scope, name)?;
-    Ok(archive.with_file_name(format!("{name}.{LSN_EXT}")))
+/// Path of the LSN record beside the stored archive at `archive` (`<name>.snapshot`).
+pub(crate) fn lsn_path(archive: &Path) -> PathBuf {
+    archive.with_extension(LSN_EXT)
 }
 
 /// Writes the LSN record at `path`, atomically.
@@ -231,7 +230,7 @@ pub(crate) fn list(root: &Path, scope: &SnapshotScope) -> Result<Vec<SnapshotInf
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as u64);
-        let collections = read_lsns(&dir.join(format!("{name}.{LSN_EXT}"))).unwrap_or_default();
+        let collections = read_lsns(&lsn_path(&entry.path())).unwrap_or_default();
         out.push(SnapshotInfo {
             name: name.to_string(),
             size: meta.len(),

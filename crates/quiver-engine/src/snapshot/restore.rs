@@ -259,7 +259,7 @@ impl Database {
             let size = create::write(captured, &dest, compression)?;
             // The archive is stored and complete without it: a failed record only
             // leaves the listing without this snapshot's LSN.
-            let record = super::lsn_path(&self.root, scope, &name)?;
+            let record = super::lsn_path(&dest);
             if let Err(e) = super::write_lsns(&record, &lsns) {
                 tracing::warn!(error = %e, "cannot write snapshot LSN record");
             }
@@ -291,7 +291,7 @@ impl Database {
         let path = super::snapshot_path(&self.root, scope, name)?;
         match fs::remove_file(&path) {
             Ok(()) => {
-                let record = super::lsn_path(&self.root, scope, name)?;
+                let record = super::lsn_path(&path);
                 if let Err(e) = fs::remove_file(&record) {
                     if e.kind() != std::io::ErrorKind::NotFound {
                         return Err(StorageError::io(&record, e).into());
