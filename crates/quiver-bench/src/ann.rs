@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use quiver_core::Distance;
 use quiver_embed::{ModelRegistry, Priority, ServiceConfig};
-use quiver_index::{exact_search, DenseIndex, HnswParams};
+use quiver_index::{exact_search, DenseIndex, FlatGraph, HnswParams, VectorRows};
 use serde_json::{json, Value};
 
 use crate::beir::Dataset;
@@ -204,7 +204,8 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 fn sweep_point(
-    index: &DenseIndex,
+    index: &FlatGraph,
+    rows: VectorRows<'_>,
     queries: &Vectors,
     truth: &[Vec<u64>],
     ef: usize,
@@ -215,7 +216,7 @@ fn sweep_point(
     let start = Instant::now();
     for (i, want) in truth.iter().enumerate() {
         let t = Instant::now();
-        let hits = index.search(queries.row(i), K, Some(ef), None)?;
+        let hits = index.search(rows, queries.row(i), K, ef, None)?;
         lat.push(t.elapsed());
         let got: Vec<u64> = hits.iter().map(|h| h.row).collect();
         recall += overlap_recall(&got, want);
@@ -229,7 +230,7 @@ fn sweep_point(
             .map(|first| {
                 s.spawn(move || {
                     for i in first..(first + per).min(queries.len()) {
-                        index.search(queries.row(i), K, Some(ef), None)?;
+                        index.search(rows, queries.row(i), K, ef, None)?;
                     }
                     Ok::<(), BenchError>(())
                 })
@@ -287,14 +288,20 @@ pub fn run(opts: &AnnOptions) -> Result<Report> {
         (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / n as f64),
         _ => None,
     };
+    // Search what a sealed segment searches: the graph exported to its flat file and
+    // mapped back, over the vectors stored once.
+    let rows_all = VectorRows::new(&base.data, dim);
     let dump = tempfile::tempdir().map_err(|e| BenchError::io(Path::new("temp dir"), e))?;
-    index.dump(dump.path())?;
+    let path = dump.path().join("graph.qvg");
+    FlatGraph::export(&index, rows_all)?.save(&path)?;
+    drop(index);
+    let flat = FlatGraph::open(&path)?;
     let disk_per_vec = dir_bytes(dump.path()) as f64 / n as f64;
     eprintln!("ann: built in {build:.1} s; sweeping ef {:?}", opts.efs);
     let sweep: Vec<SweepPoint> = opts
         .efs
         .iter()
-        .map(|&ef| sweep_point(&index, &queries, &truth, ef, opts.threads))
+        .map(|&ef| sweep_point(&flat, rows_all, &queries, &truth, ef, opts.threads))
         .collect::<Result<_>>()?;
 
     let mut series = vec![

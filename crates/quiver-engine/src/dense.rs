@@ -1,35 +1,24 @@
-//! The engine's vector indexes: one HNSW graph per sealed segment and one for each
-//! memtable, all built from the collection's settings.
+//! The engine's vector indexes: an hnsw_rs graph for each memtable, built from the
+//! collection's settings, and the pieces sealed segments share with it (see
+//! `segment_graph` for the flat graphs sealed segments search).
 //!
-//! A graph's rows are segment row numbers (sealed segments) or memtable sequence
-//! numbers (memtables). When the collection sets `index_dim`, graphs hold only that
-//! prefix of each vector and every search rescores its top `rescore` candidates
-//! exactly at the full `dim`, reading full vectors from the segment (memory-mapped)
-//! or the memtable.
-//!
-//! A sealed segment's graph is dumped into `segments/<id>/hnsw/` (format:
-//! `quiver_index::DenseIndex::dump`, a checksummed description file written last) when
-//! the segment is written, and loaded from there on open. A missing or damaged dump is
-//! rebuilt from the segment's vectors, with a warning, and dumped again.
-
-use std::path::Path;
+//! A memtable graph's rows are memtable sequence numbers. When the collection sets
+//! `index_dim`, graphs hold only that prefix of each vector and every search rescores its
+//! top `rescore` candidates exactly at the full `dim`, reading full vectors from the
+//! segment (memory-mapped) or the memtable.
 
 use quiver_core::CollectionConfig;
 use quiver_index::{
-    exact_search, DenseIndex, Hit, HnswParams, LoadOptions, MatryoshkaIndex, RowFilter,
-    VectorSource, META_FILE,
+    exact_search, DenseIndex, Hit, HnswParams, MatryoshkaIndex, RowFilter, VectorSource,
 };
 use quiver_storage::segment::Segment;
 
 use crate::{EngineError, Result};
 
-/// Sub-directory of a segment directory holding its HNSW dump.
-pub const HNSW_DIR: &str = "hnsw";
-
 /// Allowed-row counts at or below this many times the candidate list are scanned
 /// exactly instead of walking the graph: a very selective filter leaves the graph
 /// walk few reachable nodes, and a scan over so few rows is cheaper anyway.
-const EXACT_SCAN_FACTOR: usize = 4;
+pub(crate) const EXACT_SCAN_FACTOR: usize = 4;
 
 pub(crate) fn index_err(e: quiver_index::IndexError) -> EngineError {
     match e {
@@ -167,62 +156,4 @@ impl VecIndex {
         }
         .map_err(index_err)
     }
-}
-
-/// Builds the graph of `segment` from its vectors.
-fn build(segment: &Segment, config: &CollectionConfig) -> Result<VecIndex> {
-    let index = VecIndex::new(config, segment.len())?;
-    let rows: Vec<(u64, &[f32])> = (0..segment.len())
-        .map(|r| (r as u64, segment.vector(r)))
-        .collect();
-    index.insert_batch(&rows)?;
-    Ok(index)
-}
-
-/// Builds the graph of a freshly written segment and dumps it into the segment.
-pub(crate) fn build_and_dump(segment: &Segment, config: &CollectionConfig) -> Result<VecIndex> {
-    let index = build(segment, config)?;
-    let dir = segment.dir().join(HNSW_DIR);
-    // Leftovers of an interrupted dump must not be mistaken for this graph's files.
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| quiver_storage::StorageError::io(&dir, e))?;
-    }
-    index.graph().dump(&dir).map_err(index_err)?;
-    Ok(index)
-}
-
-fn matches(graph: &DenseIndex, segment: &Segment, config: &CollectionConfig) -> bool {
-    graph.dim() == config.graph_dim()
-        && graph.distance() == config.distance
-        && graph.params() == params(config)
-        && graph.len() == segment.len()
-}
-
-/// Loads the dumped graph of `segment`; rebuilds (and re-dumps) it when the dump is
-/// missing, damaged or was built with other settings.
-pub(crate) fn load_or_rebuild(segment: &Segment, config: &CollectionConfig) -> Result<VecIndex> {
-    let dir = segment.dir().join(HNSW_DIR);
-    let reason = if !dir.join(META_FILE).exists() {
-        "missing".to_string()
-    } else {
-        match DenseIndex::load(&dir, LoadOptions { mmap: true }) {
-            Ok(g) if matches(&g, segment, config) => return VecIndex::wrap(g, config),
-            Ok(_) => "built with other settings".to_string(),
-            Err(e) => e.to_string(),
-        }
-    };
-    tracing::warn!(segment = %segment.dir().display(), %reason, "rebuilding HNSW graph");
-    match build_and_dump(segment, config) {
-        Ok(index) => Ok(index),
-        Err(e) => {
-            // The segment stays searchable with a graph held in memory only.
-            tracing::warn!(segment = %segment.dir().display(), error = %e, "could not dump rebuilt HNSW graph");
-            build(segment, config)
-        }
-    }
-}
-
-/// Whether `dir` holds a complete graph dump (for tests and diagnostics).
-pub fn has_dump(segment_dir: &Path) -> bool {
-    segment_dir.join(HNSW_DIR).join(META_FILE).exists()
 }

@@ -32,6 +32,7 @@ mod options;
 mod query;
 mod record;
 mod search;
+mod segment_graph;
 pub mod snapshot;
 
 pub use collection::{
@@ -39,7 +40,6 @@ pub use collection::{
 };
 pub use config_file::CONFIG_FILE;
 pub use database::{Database, COLLECTIONS_DIR, LOCK_FILE};
-pub use dense::{has_dump, HNSW_DIR};
 pub use error::{EngineError, Result};
 pub use live_segment::LiveSegment;
 pub use options::{CollectionOptions, DbOptions};
@@ -48,3 +48,4 @@ pub use query::{
     DEFAULT_RRF_K, HYBRID_CANDIDATES, MAX_TOP_K,
 };
 pub use search::Hit;
+pub use segment_graph::{graph_path, GRAPH_FILE, LEGACY_GRAPH_DIR};

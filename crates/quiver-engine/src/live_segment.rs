@@ -1,5 +1,5 @@
 //! A sealed segment as the engine holds it: the immutable mapped [`Segment`] plus its
-//! in-memory tombstone bitmap and its HNSW graph (see `dense`). Bits are atomics so
+//! in-memory tombstone bitmap and its flat HNSW graph (see `segment_graph`). Bits are atomics so
 //! readers may test them while a writer marks rows; a dirty flag says the bitmap differs
 //! from its file.
 
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use quiver_core::CollectionConfig;
 use quiver_storage::segment::{Segment, Tombstones};
 
-use crate::dense::{self, VecIndex};
+use crate::segment_graph::SegmentGraph;
 use crate::Result;
 
 /// How a segment's graph is obtained when the segment is opened.
@@ -25,7 +25,7 @@ pub(crate) enum GraphSource {
 #[derive(Debug)]
 pub struct LiveSegment {
     segment: Segment,
-    graph: VecIndex,
+    graph: SegmentGraph,
     bits: Vec<AtomicU64>,
     deleted: AtomicU64,
     dirty: AtomicBool,
@@ -42,8 +42,8 @@ impl LiveSegment {
         let tombstones = Tombstones::load(dir, segment.len() as u64)?;
         let deleted = tombstones.deleted();
         let graph = match graph {
-            GraphSource::Build => dense::build_and_dump(&segment, config)?,
-            GraphSource::Load => dense::load_or_rebuild(&segment, config)?,
+            GraphSource::Build => SegmentGraph::build(&segment, config)?,
+            GraphSource::Load => SegmentGraph::open(&segment, config)?,
         };
         Ok(LiveSegment {
             segment,
@@ -63,8 +63,8 @@ impl LiveSegment {
         &self.segment
     }
 
-    /// The segment's HNSW graph.
-    pub(crate) fn graph(&self) -> &VecIndex {
+    /// The segment's HNSW graph, mapped from its file.
+    pub(crate) fn graph(&self) -> &SegmentGraph {
         &self.graph
     }
 

@@ -1,13 +1,12 @@
 //! Dense, sparse and hybrid queries end to end: expected documents in every mode,
 //! filters in every mode, explanations, validation, deletes and overwrites seen by
-//! text search, and graphs loaded from their dumps on reopen.
+//! text search.
 
 #![allow(clippy::unwrap_used)]
 
 use quiver_core::{CollectionConfig, Document, Filter, Metadata, SyncPolicy};
 use quiver_engine::{
     Collection, CollectionOptions, Database, DbOptions, EngineError, Fusion, Query, QueryMode,
-    HNSW_DIR,
 };
 use serde_json::json;
 
@@ -230,41 +229,4 @@ fn bad_queries_are_invalid_input() {
             other => panic!("{q:?} gave {other:?}"),
         }
     }
-}
-
-#[test]
-fn graphs_load_from_their_dumps_and_rebuild_when_damaged() {
-    let dir = tempfile::tempdir().unwrap();
-    let coll_dir = {
-        let db = Database::open(dir.path(), opts()).unwrap();
-        let c = corpus(&db);
-        c.dir().to_path_buf()
-    };
-    let segs: Vec<_> = std::fs::read_dir(coll_dir.join("segments"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(segs.len(), 2);
-    let meta = |s: &std::path::Path| s.join(HNSW_DIR).join("quiver-hnsw.meta");
-    let stamp = |s: &std::path::Path| std::fs::metadata(meta(s)).unwrap().modified().unwrap();
-    let before: Vec<_> = segs.iter().map(|s| stamp(s)).collect();
-    // Damage one graph file of the first segment.
-    let graph_file = segs[0].join(HNSW_DIR).join("graph.hnsw.graph");
-    let mut bytes = std::fs::read(&graph_file).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    std::fs::write(&graph_file, bytes).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
-
-    let db = Database::open(dir.path(), opts()).unwrap();
-    let c = db.collection("docs").unwrap();
-    assert_ne!(stamp(&segs[0]), before[0], "damaged dump must be rewritten");
-    assert_eq!(
-        stamp(&segs[1]),
-        before[1],
-        "intact dump must be loaded, not rebuilt"
-    );
-    assert_eq!(ids(&c, &Query::dense(axis(0, 6), 1)), vec!["fox"]);
-    assert_eq!(ids(&c, &Query::dense(axis(2, 6), 1)), vec!["quantum"]);
-    assert_eq!(ids(&c, &Query::sparse("quantum", 1)), vec!["quantum"]);
 }

@@ -60,7 +60,7 @@ where
         .map(|(row, v)| Hit {
             row,
             score: match distance {
-                Distance::Cosine | Distance::Dot => crate::hnsw::fast_dot(&q, v),
+                Distance::Cosine | Distance::Dot => crate::simd::dot(&q, v),
                 Distance::L2 => distance.score(&q, v),
             },
         })

@@ -2,6 +2,9 @@
 //!
 //! - [`DenseIndex`]: an HNSW graph (hnsw_rs) per segment, cosine / dot / L2, with
 //!   filtering during the graph walk and dump/load without rebuilding.
+//! - [`FlatGraph`]: a sealed segment's graph, exported from hnsw_rs into one flat
+//!   memory-mapped file and searched in place by Quiver's own loop.
+//! - [`simd`]: distance kernels chosen at run time (AVX-512, AVX2, portable).
 //! - [`exact_search`]: brute force, the ground truth and the plan for tiny candidate sets.
 //! - [`MatryoshkaIndex`]: search a vector prefix, rescore at full length.
 //! - [`TextIndex`]: BM25 full-text search (tantivy) with per-collection analyzers and
@@ -19,12 +22,14 @@ mod fusion;
 mod hnsw;
 mod matryoshka;
 mod rowset;
+pub mod simd;
 
 pub use bm25::{Analyzer, CjkTokenizer, TextHit, TextIndex};
 pub use error::{IndexError, Result};
 pub use exact::{exact_search, Hit};
 pub use fusion::{Fused, Fusion, StageHit, DEFAULT_RRF_K};
+pub use hnsw::flat::{FlatGraph, VectorRows};
 pub use hnsw::persist::{LoadOptions, META_FILE};
 pub use hnsw::{DenseIndex, DotDist, HnswParams};
-pub use matryoshka::{MatryoshkaIndex, VectorSource};
+pub use matryoshka::{rescore, MatryoshkaIndex, VectorSource};
 pub use rowset::{RowFilter, RowSet};

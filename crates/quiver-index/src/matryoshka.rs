@@ -73,6 +73,11 @@ impl MatryoshkaIndex {
         &self.graph
     }
 
+    /// The prefix graph, giving up the full-length rescoring.
+    pub fn into_graph(self) -> DenseIndex {
+        self.graph
+    }
+
     /// Full vector length.
     pub fn dim(&self) -> usize {
         self.dim
@@ -120,24 +125,35 @@ impl MatryoshkaIndex {
         let found = self
             .graph
             .search(prefix, wanted, Some(ef.unwrap_or(0).max(wanted)), filter)?;
-        let mut q = query.to_vec();
-        let distance = self.graph.distance();
-        if distance.normalizes() {
-            quiver_core::normalize(&mut q);
-        }
-        let rescored = found
-            .iter()
-            .filter_map(|h| {
-                let v = source.vector(h.row)?;
-                (v.len() == self.dim).then(|| Hit {
-                    row: h.row,
-                    score: match distance {
-                        Distance::Cosine | Distance::Dot => crate::hnsw::fast_dot(&q, v),
-                        Distance::L2 => distance.score(&q, v),
-                    },
-                })
-            })
-            .collect();
-        Ok(top_k(rescored, k))
+        Ok(rescore(self.graph.distance(), query, &found, k, source))
     }
+}
+
+/// The `k` best of `candidates` rescored exactly at the full length of `query`, best
+/// first. Rows the source does not know, or holds at another length, are dropped.
+pub fn rescore(
+    distance: Distance,
+    query: &[f32],
+    candidates: &[Hit],
+    k: usize,
+    source: &dyn VectorSource,
+) -> Vec<Hit> {
+    let mut q = query.to_vec();
+    if distance.normalizes() {
+        quiver_core::normalize(&mut q);
+    }
+    let rescored = candidates
+        .iter()
+        .filter_map(|h| {
+            let v = source.vector(h.row)?;
+            (v.len() == q.len()).then(|| Hit {
+                row: h.row,
+                score: match distance {
+                    Distance::Cosine | Distance::Dot => crate::simd::dot(&q, v),
+                    Distance::L2 => -crate::simd::l2sq(&q, v),
+                },
+            })
+        })
+        .collect();
+    top_k(rescored, k)
 }

@@ -21,25 +21,6 @@ use quiver_core::Distance;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DotDist;
 
-/// Inner product with eight independent accumulators so the loop vectorizes.
-pub(crate) fn fast_dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks_a = a.chunks_exact(8);
-    let chunks_b = b.chunks_exact(8);
-    let tail: f32 = chunks_a
-        .remainder()
-        .iter()
-        .zip(chunks_b.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (ca, cb) in chunks_a.zip(chunks_b) {
-        for i in 0..8 {
-            acc[i] += ca[i] * cb[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// Maps the negated inner product to a positive, strictly increasing distance.
 fn dot_to_dist(dot: f32) -> f32 {
     let x = -dot;
@@ -61,7 +42,7 @@ fn dist_to_dot(dist: f32) -> f32 {
 
 impl AnnDistance<f32> for DotDist {
     fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        dot_to_dist(fast_dot(va, vb))
+        dot_to_dist(crate::simd::dot(va, vb))
     }
 }
 
@@ -91,13 +72,6 @@ mod tests {
             assert!(dot_to_dist(d) > 0.0);
         }
         assert_eq!(DotDist.eval(&[1.0, 2.0], &[3.0, 4.0]), dot_to_dist(11.0));
-    }
-
-    #[test]
-    fn fast_dot_matches_plain_dot() {
-        let a: Vec<f32> = (0..19).map(|i| i as f32 * 0.5).collect();
-        let b: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.25).collect();
-        assert!((fast_dot(&a, &b) - quiver_core::dot(&a, &b)).abs() < 1e-3);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! cannot corrupt the graph; for unit vectors this is a no-op.
 
 mod dist;
+pub mod flat;
 pub mod persist;
 
 use std::mem::ManuallyDrop;
@@ -20,8 +21,8 @@ use quiver_core::Distance;
 use serde::{Deserialize, Serialize};
 
 use crate::{Hit, IndexError, Result, RowFilter};
+pub(crate) use dist::score_from_dist;
 pub use dist::DotDist;
-pub(crate) use dist::{fast_dot, score_from_dist};
 
 /// Graph construction and search settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,211 @@
+//! A sealed segment's graph: built once with hnsw_rs, exported into a flat file beside
+//! the segment's vectors (`segments/<id>/graph.qvg`, format in
+//! `quiver_index::FlatGraph`'s `format` module), and from then on only mapped and
+//! searched in place.
+//!
+//! Opening never rebuilds a good graph. A missing or damaged file, or one built with
+//! other settings, is rebuilt from the segment's vectors with a warning; a segment
+//! written by an earlier release, whose graph is an hnsw_rs dump in `hnsw/`, has that
+//! dump converted once and the old directory removed.
+
+use std::path::{Path, PathBuf};
+
+use quiver_core::CollectionConfig;
+use quiver_index::{rescore, DenseIndex, FlatGraph, Hit, LoadOptions, RowFilter, VectorRows};
+use quiver_storage::segment::Segment;
+
+use crate::dense::{index_err, params, SearchArgs, SegmentVectors, VecIndex, EXACT_SCAN_FACTOR};
+use crate::Result;
+
+/// File name of a sealed segment's graph inside its directory.
+pub const GRAPH_FILE: &str = "graph.qvg";
+/// Directory of the hnsw_rs dump segments of earlier releases kept their graph in.
+pub const LEGACY_GRAPH_DIR: &str = "hnsw";
+
+/// The graph file of the segment in `segment_dir`.
+pub fn graph_path(segment_dir: &Path) -> PathBuf {
+    segment_dir.join(GRAPH_FILE)
+}
+
+/// A sealed segment's graph and the settings its searches use.
+#[derive(Debug)]
+pub(crate) struct SegmentGraph {
+    flat: FlatGraph,
+    /// The collection's full vector length (the graph may hold a shorter prefix).
+    dim: usize,
+    ef_search: usize,
+}
+
+impl SegmentGraph {
+    fn new(flat: FlatGraph, config: &CollectionConfig) -> Self {
+        SegmentGraph {
+            flat,
+            dim: config.dim,
+            ef_search: config.hnsw.ef_search,
+        }
+    }
+
+    /// Builds the graph of a freshly written segment and saves it into the segment.
+    pub(crate) fn build(segment: &Segment, config: &CollectionConfig) -> Result<Self> {
+        let flat = export(&hnsw(segment, config)?, segment)?;
+        Ok(Self::new(save_and_map(flat, segment), config))
+    }
+
+    /// Maps the saved graph of `segment`; converts an earlier release's dump, or
+    /// rebuilds a graph that is missing, damaged or built with other settings.
+    pub(crate) fn open(segment: &Segment, config: &CollectionConfig) -> Result<Self> {
+        let path = graph_path(segment.dir());
+        let reason = if path.exists() {
+            match FlatGraph::open(&path) {
+                Ok(g) if fits(&g, segment, config) => return Ok(Self::new(g, config)),
+                Ok(_) => "built with other settings".to_string(),
+                Err(e) => e.to_string(),
+            }
+        } else {
+            "missing".to_string()
+        };
+        let graph = match convert_legacy(segment, config) {
+            Some(flat) => Self::new(flat, config),
+            None => {
+                tracing::warn!(segment = %segment.dir().display(), %reason, "rebuilding HNSW graph");
+                Self::build(segment, config)?
+            }
+        };
+        remove_legacy(segment);
+        Ok(graph)
+    }
+
+    /// The best `k` rows the filter allows, best first, scored at full length.
+    ///
+    /// `all_rows` is the segment's row count: when `args.allowed` says every row is
+    /// allowed the filter is skipped. A filter that allows only a few rows is answered
+    /// by scoring those rows exactly instead of walking the graph.
+    pub(crate) fn search(
+        &self,
+        args: &SearchArgs<'_>,
+        filter: &dyn RowFilter,
+        source: &SegmentVectors<'_>,
+        all_rows: u64,
+    ) -> Result<Vec<Hit>> {
+        let width = args.ef.unwrap_or(self.ef_search).max(args.k);
+        let segment = source.0;
+        if args
+            .allowed
+            .is_some_and(|n| n <= width.saturating_mul(EXACT_SCAN_FACTOR))
+        {
+            let rows = (0..all_rows)
+                .filter(|&r| filter.allows(r))
+                .map(|r| Hit { row: r, score: 0.0 })
+                .collect::<Vec<_>>();
+            return Ok(rescore(
+                self.flat.distance(),
+                args.query,
+                &rows,
+                args.k,
+                source,
+            ));
+        }
+        let filter = (args.allowed != usize::try_from(all_rows).ok()).then_some(filter);
+        let rows = VectorRows::new(segment.vectors(), segment.dim());
+        if self.flat.dim() < self.dim {
+            let wanted = args.rescore.max(args.k);
+            let found = self
+                .flat
+                .search(rows, args.query, wanted, width.max(wanted), filter)
+                .map_err(index_err)?;
+            return Ok(rescore(
+                self.flat.distance(),
+                args.query,
+                &found,
+                args.k,
+                source,
+            ));
+        }
+        self.flat
+            .search(rows, args.query, args.k, width, filter)
+            .map_err(index_err)
+    }
+}
+
+/// Whether a saved graph belongs to `segment` under the collection's current settings.
+fn fits(g: &FlatGraph, segment: &Segment, config: &CollectionConfig) -> bool {
+    let p = params(config);
+    g.len() == segment.len()
+        && g.dim() == config.graph_dim()
+        && g.stride() == segment.dim()
+        && g.distance() == config.distance
+        && g.build_params() == (p.m, p.ef_construction)
+}
+
+/// An hnsw_rs graph over the segment's rows (row numbers as keys).
+fn hnsw(segment: &Segment, config: &CollectionConfig) -> Result<DenseIndex> {
+    let index = VecIndex::new(config, segment.len())?;
+    let rows: Vec<(u64, &[f32])> = (0..segment.len())
+        .map(|r| (r as u64, segment.vector(r)))
+        .collect();
+    index.insert_batch(&rows)?;
+    Ok(match index {
+        VecIndex::Full(g) => g,
+        VecIndex::Prefix(m) => m.into_graph(),
+    })
+}
+
+fn export(index: &DenseIndex, segment: &Segment) -> Result<FlatGraph> {
+    FlatGraph::export(index, VectorRows::new(segment.vectors(), segment.dim())).map_err(index_err)
+}
+
+/// Saves `flat` into the segment and maps it back; a graph that cannot be saved stays
+/// in memory (the segment is still searchable) and is rebuilt on the next open.
+fn save_and_map(flat: FlatGraph, segment: &Segment) -> FlatGraph {
+    let path = graph_path(segment.dir());
+    match flat.save(&path).and_then(|()| FlatGraph::open(&path)) {
+        Ok(mapped) => mapped,
+        Err(e) => {
+            tracing::warn!(segment = %segment.dir().display(), error = %e, "could not save HNSW graph; keeping it in memory");
+            flat
+        }
+    }
+}
+
+/// Converts the hnsw_rs dump of a segment written by an earlier release, if it has a
+/// good one, and removes the dump.
+fn convert_legacy(segment: &Segment, config: &CollectionConfig) -> Option<FlatGraph> {
+    let dir = segment.dir().join(LEGACY_GRAPH_DIR);
+    if !dir.exists() {
+        return None;
+    }
+    let converted = DenseIndex::load(&dir, LoadOptions { mmap: true })
+        .map_err(index_err)
+        .and_then(|g| {
+            let p = params(config);
+            let same = g.len() == segment.len()
+                && g.dim() == config.graph_dim()
+                && g.distance() == config.distance
+                && (g.params().m, g.params().ef_construction) == (p.m, p.ef_construction);
+            if same {
+                export(&g, segment).map(Some)
+            } else {
+                Ok(None)
+            }
+        });
+    let flat = match converted {
+        Ok(Some(flat)) => save_and_map(flat, segment),
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(segment = %segment.dir().display(), error = %e, "earlier HNSW dump unreadable");
+            return None;
+        }
+    };
+    tracing::info!(segment = %segment.dir().display(), "converted HNSW dump to a flat graph");
+    Some(flat)
+}
+
+/// Removes an earlier release's dump once the segment has its flat graph on disk.
+fn remove_legacy(segment: &Segment) {
+    let dir = segment.dir().join(LEGACY_GRAPH_DIR);
+    if dir.exists() && graph_path(segment.dir()).exists() {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove converted HNSW dump");
+        }
+    }
+}

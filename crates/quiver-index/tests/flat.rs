@@ -1,0 +1,231 @@
+//! The flat graph against hnsw_rs's own search over the very same graph: equal or better
+//! recall at equal `ef`, with deleted rows and filters, for every distance and for a
+//! Matryoshka prefix; plus its file: round trip and refusal of damage anywhere.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{clustered, recall};
+use quiver_core::Distance;
+use quiver_index::{
+    exact_search, DenseIndex, FlatGraph, Hit, HnswParams, IndexError, MatryoshkaIndex, RowFilter,
+    VectorRows,
+};
+
+const K: usize = 10;
+
+fn params(m: usize) -> HnswParams {
+    HnswParams {
+        m,
+        ef_construction: 80,
+        ef_search: 32,
+    }
+}
+
+fn build(data: &[Vec<f32>], distance: Distance, m: usize) -> DenseIndex {
+    let index = DenseIndex::new(data[0].len(), distance, params(m), data.len()).unwrap();
+    let rows: Vec<(u64, &[f32])> = data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as u64, v.as_slice()))
+        .collect();
+    index.insert_batch(&rows).unwrap();
+    index
+}
+
+fn flatten(data: &[Vec<f32>]) -> Vec<f32> {
+    data.iter().flatten().copied().collect()
+}
+
+fn truth(
+    distance: Distance,
+    data: &[Vec<f32>],
+    q: &[f32],
+    filter: Option<&dyn RowFilter>,
+) -> Vec<Hit> {
+    let rows = data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as u64, v.as_slice()));
+    exact_search(distance, q, K, rows, filter)
+}
+
+/// Rows kept by the three filter cases: everything, all but deleted rows, a subset.
+fn filters() -> Vec<(&'static str, Option<Box<dyn RowFilter>>)> {
+    vec![
+        ("none", None),
+        ("deleted 10%", Some(Box::new(|r: u64| r % 10 != 3))),
+        (
+            "filter 30%",
+            Some(Box::new(|r: u64| r.wrapping_mul(2_654_435_761) % 10 < 3)),
+        ),
+    ]
+}
+
+/// Mean recall@10 of the flat search and of hnsw_rs's search over the same graph.
+fn compare(distance: Distance, data: &[Vec<f32>], queries: &[Vec<f32>], m: usize) {
+    let index = build(data, distance, m);
+    let stored = flatten(data);
+    let rows = VectorRows::new(&stored, data[0].len());
+    let flat = FlatGraph::export(&index, rows).unwrap();
+    assert_eq!((flat.len(), flat.dim()), (data.len(), data[0].len()));
+    for (name, filter) in filters() {
+        let filter = filter.as_deref();
+        for ef in [10, 24, 64] {
+            let (mut ours, mut theirs) = (0.0, 0.0);
+            for q in queries {
+                let want = truth(distance, data, q, filter);
+                let got = flat.search(rows, q, K, ef, filter).unwrap();
+                assert!(got.len() <= K);
+                assert!(got.windows(2).all(|w| w[0].score >= w[1].score));
+                for h in &got {
+                    assert!(
+                        filter.is_none_or(|f| f.allows(h.row)),
+                        "{name}: rejected row"
+                    );
+                    let exact = truth(distance, &data[h.row as usize..=h.row as usize], q, None);
+                    let tol = 1e-4 * exact[0].score.abs().max(1.0);
+                    assert!((exact[0].score - h.score).abs() <= tol, "{name}: score");
+                }
+                ours += recall(&got, &want);
+                theirs += recall(&index.search(q, K, Some(ef), filter).unwrap(), &want);
+            }
+            let (ours, theirs) = (ours / queries.len() as f64, theirs / queries.len() as f64);
+            println!("{distance:?} {name} ef {ef}: flat {ours:.4}, hnsw_rs {theirs:.4}");
+            assert!(
+                ours >= theirs - 0.005,
+                "{distance:?} {name} ef {ef}: flat recall {ours:.4} < hnsw_rs {theirs:.4}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cosine_recall_matches_hnsw_rs() {
+    let (data, queries) = clustered(11, 6_000, 300, 48, 40, 0.7, |_| 1.0);
+    compare(Distance::Cosine, &data, &queries, 12);
+}
+
+#[test]
+fn l2_and_dot_recall_match_hnsw_rs() {
+    // Unnormalized rows of varied length, so L2 and dot rank differently from cosine.
+    let (mut data, queries) = clustered(12, 4_000, 200, 33, 30, 0.8, |_| 1.0);
+    for (i, v) in data.iter_mut().enumerate() {
+        let s = 0.5 + (i % 7) as f32 * 0.25;
+        v.iter_mut().for_each(|x| *x *= s);
+    }
+    compare(Distance::L2, &data, &queries, 8);
+    compare(Distance::Dot, &data, &queries, 8);
+}
+
+#[test]
+fn matryoshka_prefix_scores_are_prefix_cosines() {
+    let (full, queries) = clustered(13, 3_000, 50, 48, 20, 0.6, |i| 1.0 / (1.0 + i as f32 / 8.0));
+    let index = MatryoshkaIndex::new(48, 16, Distance::Cosine, params(8), full.len()).unwrap();
+    let rows: Vec<(u64, &[f32])> = full
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as u64, v.as_slice()))
+        .collect();
+    index.insert_batch(&rows).unwrap();
+    let stored = flatten(&full);
+    let flat = FlatGraph::export(index.graph(), VectorRows::new(&stored, 48)).unwrap();
+    assert_eq!((flat.dim(), flat.stride()), (16, 48));
+    let prefixes: Vec<Vec<f32>> = full
+        .iter()
+        .map(|v| {
+            let mut p = v[..16].to_vec();
+            quiver_core::normalize(&mut p);
+            p
+        })
+        .collect();
+    let mut total = 0.0;
+    for q in &queries {
+        let got = flat
+            .search(VectorRows::new(&stored, 48), q, K, 64, None)
+            .unwrap();
+        let want = truth(Distance::Cosine, &prefixes, &q[..16], None);
+        for h in &got {
+            let one = &prefixes[h.row as usize..=h.row as usize];
+            let exact = truth(Distance::Cosine, one, &q[..16], None)[0].score;
+            assert!((exact - h.score).abs() < 1e-4, "{exact} vs {}", h.score);
+        }
+        total += recall(&got, &want);
+    }
+    assert!(total / queries.len() as f64 > 0.9);
+}
+
+#[test]
+fn searches_graphs_of_different_sizes_on_one_thread() {
+    let (big, queries) = clustered(14, 2_000, 20, 24, 10, 0.6, |_| 1.0);
+    let small = big[..50].to_vec();
+    let (sb, ss) = (flatten(&big), flatten(&small));
+    let gb =
+        FlatGraph::export(&build(&big, Distance::Cosine, 8), VectorRows::new(&sb, 24)).unwrap();
+    let gs = FlatGraph::export(
+        &build(&small, Distance::Cosine, 8),
+        VectorRows::new(&ss, 24),
+    )
+    .unwrap();
+    for q in &queries {
+        for (g, data, rows) in [(&gb, &big, &sb), (&gs, &small, &ss), (&gb, &big, &sb)] {
+            let got = g
+                .search(VectorRows::new(rows, 24), q, K, 200, None)
+                .unwrap();
+            let want = truth(Distance::Cosine, data, q, None);
+            assert!(recall(&got, &want) >= 0.9);
+        }
+    }
+    assert!(gs
+        .search(VectorRows::new(&ss, 24), &queries[0], 0, 10, None)
+        .unwrap()
+        .is_empty());
+    let short = gs.search(VectorRows::new(&ss[..24], 24), &queries[0], K, 10, None);
+    assert!(matches!(short, Err(IndexError::InvalidInput(_))));
+}
+
+#[test]
+fn file_round_trip_and_damage_is_refused() {
+    let (data, queries) = clustered(15, 3_000, 10, 16, 10, 0.6, |_| 1.0);
+    let stored = flatten(&data);
+    let rows = VectorRows::new(&stored, 16);
+    let graph = FlatGraph::export(&build(&data, Distance::Cosine, 4), rows).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("graph.qvg");
+    graph.save(&path).unwrap();
+    let opened = FlatGraph::open(&path).unwrap();
+    assert!(opened.is_mapped());
+    assert_eq!(
+        opened.byte_len() as u64,
+        std::fs::metadata(&path).unwrap().len()
+    );
+    for q in &queries {
+        assert_eq!(
+            opened.search(rows, q, K, 32, None).unwrap(),
+            graph.search(rows, q, K, 32, None).unwrap()
+        );
+    }
+    let good = std::fs::read(&path).unwrap();
+    // Header fields, the header checksum, level 0's first and middle records, the upper
+    // levels near the end, and the last byte.
+    let len = good.len();
+    for at in [0, 8, 20, 60, 70, 128, 129, len / 2, len - 300, len - 1] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x10;
+        std::fs::write(&path, &bad).unwrap();
+        let got = FlatGraph::open(&path);
+        assert!(
+            matches!(got, Err(IndexError::Corrupt { .. })),
+            "byte {at}: {got:?}"
+        );
+    }
+    for cut in [len - 4, 128, 64, 0] {
+        std::fs::write(&path, &good[..cut]).unwrap();
+        assert!(
+            matches!(FlatGraph::open(&path), Err(IndexError::Corrupt { .. })),
+            "cut {cut}"
+        );
+    }
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(FlatGraph::open(&path), Err(IndexError::Io { .. })));
+}
