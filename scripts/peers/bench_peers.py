@@ -11,6 +11,16 @@ Subcommands (each reads from and writes to --work DIR; the answer is DIR/peer.js
          DIR/base.npy and DIR/queries.npy with the given M / ef_construction, over an ef
          sweep: single-thread QPS (one batched call on one thread), p50/p99 latency (one
          query per call), multi-thread QPS, and the top-k ids (the harness computes recall).
+* db:    Chroma (PersistentClient, its HNSW: max_neighbors = M, ef_construction, ef_search
+         swept) and LanceDB (embedded, IVF_HNSW_SQ with one partition, so one HNSW graph over
+         scalar-quantized vectors: m = M, ef_construction, query-time ef swept) on
+         DIR/base.npy and DIR/queries.npy, each in a fresh process of its own (db-one), in
+         a scratch directory under DIR. Documents carry {"i": n, "group": n % 10}; inserts
+         go in batches of --batch from one client. Per ef: QPS of one client in process (one
+         query per call, including the Python client's own overhead, as its users get it),
+         p50/p99 latency, and the top-k ids (the harness computes recall). Also insert and
+         index-build seconds, disk bytes of the database directory, and the resident memory
+         the database added to the process after the vectors were loaded.
 * embed: PyTorch/transformers throughput on DIR/work.json ({"embed": {"BxL": [texts]},
          "rerank": {...}}): BERT models with mean pooling here; Qwen3 models through
          embed_throughput.py (last-token pooling, reranker).
@@ -21,6 +31,7 @@ Run through scripts/peers/run, which installs the pinned requirements.txt into a
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -179,6 +190,157 @@ def cmd_ann(args):
     write_answer(args.work, answer)
 
 
+def rss_bytes():
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def dir_bytes(path):
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
+
+
+def query_sweep(name, set_ef, search, queries, efs, k):
+    """One client, one query per call: QPS, p50/p99 and the ids, per ef."""
+    set_ef(max(efs))
+    for q in queries[:100]:
+        search(q, k)  # warm-up: page the index in, as the harness does for Quiver
+    points = []
+    for ef in efs:
+        set_ef(ef)
+        lat, ids = [], []
+        start = time.perf_counter()
+        for q in queries:
+            t = time.perf_counter()
+            ids.append(search(q, k))
+            lat.append(time.perf_counter() - t)
+        qps = len(queries) / (time.perf_counter() - start)
+        points.append({"ef": ef, "qps_1c": qps, "p50_ms": percentile_ms(lat, 50), "p99_ms": percentile_ms(lat, 99),
+                       "ids": ids})
+        log(f"{name} ef={ef}: {qps:.0f} QPS, one client")
+    return points
+
+
+def db_chroma(args, base, queries, path):
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
+    coll = client.create_collection(
+        "bench_db", embedding_function=None,
+        configuration={"hnsw": {"space": "cosine", "max_neighbors": args.m,
+                                "ef_construction": args.ef_construction, "ef_search": max(args.efs_list)}})
+    n = len(base)
+    t = time.perf_counter()
+    for first in range(0, n, args.batch):
+        last = min(n, first + args.batch)
+        coll.add(ids=[str(i) for i in range(first, last)], embeddings=base[first:last],
+                 metadatas=[{"i": i, "group": i % 10} for i in range(first, last)])
+    ingest = time.perf_counter() - t
+    if coll.count() != n:
+        sys.exit(f"peers: chroma holds {coll.count()} of {n} documents")
+    log(f"chroma inserted {n} in {ingest:.1f} s")
+
+    def set_ef(ef):
+        coll.modify(configuration={"hnsw": {"ef_search": ef}})
+
+    def search(q, k):
+        r = coll.query(query_embeddings=[q], n_results=k, include=["metadatas", "distances"])
+        return [int(x) for x in r["ids"][0]]
+
+    sweep = query_sweep("chroma", set_ef, search, queries, args.efs_list, args.k)
+    return {"index": f"Chroma HNSW, space cosine, max_neighbors {args.m}, ef_construction "
+                     f"{args.ef_construction}, ef_search swept", "ingest_seconds": ingest, "index_seconds": 0.0,
+            "sweep": sweep, "version": chromadb.__version__}
+
+
+def db_lancedb(args, base, queries, path):
+    import lancedb
+    import pyarrow as pa
+
+    n, dim = base.shape
+    db = lancedb.connect(path)
+    schema = pa.schema([("id", pa.int64()), ("vector", pa.list_(pa.float32(), dim)), ("i", pa.int64()),
+                        ("group", pa.int64())])
+
+    def batch(first, last):
+        ids = pa.array(range(first, last), pa.int64())
+        vecs = pa.FixedSizeListArray.from_arrays(pa.array(base[first:last].reshape(-1), pa.float32()), dim)
+        groups = pa.array([i % 10 for i in range(first, last)], pa.int64())
+        return pa.Table.from_arrays([ids, vecs, ids, groups], schema=schema)
+
+    t = time.perf_counter()
+    table = db.create_table("bench_db", schema=schema)
+    for first in range(0, n, args.batch):
+        table.add(batch(first, min(n, first + args.batch)))
+    ingest = time.perf_counter() - t
+    log(f"lancedb inserted {n} in {ingest:.1f} s")
+    t = time.perf_counter()
+    table.create_index(metric="cosine", index_type="IVF_HNSW_SQ", num_partitions=1, m=args.m,
+                       ef_construction=args.ef_construction)
+    index = time.perf_counter() - t
+    log(f"lancedb built IVF_HNSW_SQ in {index:.1f} s")
+    if table.count_rows() != n:
+        sys.exit(f"peers: lancedb holds {table.count_rows()} of {n} rows")
+    state = {"ef": max(args.efs_list)}
+
+    def set_ef(ef):
+        # LanceDB refuses ef < k; hnswlib-based searches (Chroma, Quiver) search max(ef, k).
+        state["ef"] = max(ef, args.k)
+
+    def search(q, k):
+        r = (table.search(q).distance_type("cosine").ef(state["ef"]).limit(k)
+             .select(["id", "i", "group", "_distance"]).to_arrow())
+        return r.column("id").to_pylist()
+
+    sweep = query_sweep("lancedb", set_ef, search, queries, args.efs_list, args.k)
+    return {"index": f"LanceDB IVF_HNSW_SQ, 1 partition, m {args.m}, ef_construction {args.ef_construction}, "
+                     "8-bit scalar quantization, no refine, ef swept", "ingest_seconds": ingest,
+            "index_seconds": index, "sweep": sweep, "version": lancedb.__version__}
+
+
+def cmd_db_one(args):
+    import numpy as np
+
+    base = np.ascontiguousarray(np.load(os.path.join(args.work, "base.npy")), dtype=np.float32)
+    queries = np.ascontiguousarray(np.load(os.path.join(args.work, "queries.npy")), dtype=np.float32)
+    args.efs_list = [int(e) for e in args.efs.split(",")]
+    path = os.path.join(args.work, f"{args.system}-db")
+    shutil.rmtree(path, ignore_errors=True)  # a fresh database every run
+    before = rss_bytes()
+    run = {"chroma": db_chroma, "lancedb": db_lancedb}[args.system]
+    result = run(args, base, queries, path)
+    result["rss_bytes"] = max(0, rss_bytes() - before)
+    result["disk_bytes"] = dir_bytes(path)
+    with open(os.path.join(args.work, f"{args.system}.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f)
+
+
+def cmd_db(args):
+    """Each database in a process of its own, so neither's memory or threads touch the other."""
+    import numpy as np
+
+    answer = {"versions": {"numpy": np.__version__, "python": sys.version.split()[0]}}
+    for system in ("chroma", "lancedb"):
+        subprocess.run([sys.executable, os.path.abspath(__file__), "db-one", "--system", system, "--work", args.work,
+                        "--m", str(args.m), "--ef-construction", str(args.ef_construction), "--efs", args.efs,
+                        "--k", str(args.k), "--batch", str(args.batch)], check=True)
+        with open(os.path.join(args.work, f"{system}.json"), encoding="utf-8") as f:
+            result = json.load(f)
+        answer["versions"][system] = result.pop("version")
+        answer[system] = result
+    write_answer(args.work, answer)
+
+
 def cmd_embed(args):
     import torch
     import transformers
@@ -255,11 +417,20 @@ def main():
     emb.add_argument("--model-dir", required=True)
     emb.add_argument("--min-seconds", type=float, default=2.0)
     emb.add_argument("--max-runs", type=int, default=10)
-    for p in (ir, ann, emb):
+    db = sub.add_parser("db")
+    one = sub.add_parser("db-one")
+    one.add_argument("--system", choices=["chroma", "lancedb"], required=True)
+    for p in (db, one):
+        p.add_argument("--m", type=int, default=16)
+        p.add_argument("--ef-construction", type=int, default=200)
+        p.add_argument("--efs", default="16,32,64,128,256")
+        p.add_argument("--k", type=int, default=10)
+        p.add_argument("--batch", type=int, default=1000)
+    for p in (ir, ann, emb, db, one):
         p.add_argument("--work", required=True)
         p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    {"ir": cmd_ir, "ann": cmd_ann, "embed": cmd_embed}[args.bench](args)
+    {"ir": cmd_ir, "ann": cmd_ann, "embed": cmd_embed, "db": cmd_db, "db-one": cmd_db_one}[args.bench](args)
 
 
 if __name__ == "__main__":

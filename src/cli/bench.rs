@@ -1,4 +1,4 @@
-//! `quiver bench ir|ann|embed|ingest`: the benchmark harness (crate `quiver-bench`).
+//! `quiver bench ir|ann|embed|ingest|db`: the benchmark harness (crate `quiver-bench`).
 //!
 //! Each subcommand prints a Markdown report (our figure, the peer's, the ratio) on stdout
 //! and, with `--out FILE.json`, writes the full JSON report. Peers run through
@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use quiver_bench::ann::{AnnOptions, Source};
+use quiver_bench::db::DbOptions;
 use quiver_bench::embed::EmbedOptions;
 use quiver_bench::ingest::{IngestOptions, Target};
 use quiver_bench::ir::IrOptions;
@@ -148,6 +149,53 @@ enum Bench {
         clients: usize,
         #[arg(long, value_delimiter = ',', default_value = "always,interval,never")]
         policies: Vec<String>,
+    },
+    /// Database level over HTTP: a real server's ingest, QPS, latency and recall@10 over an
+    /// ef sweep, disk and RSS; Chroma and LanceDB as peers.
+    Db {
+        #[command(flatten)]
+        common: Common,
+        /// Base vectors (.fvecs or .npy); without it, clustered vectors are generated.
+        #[arg(long)]
+        vectors: Option<PathBuf>,
+        /// Query vectors (default: the last --queries rows of --vectors).
+        #[arg(long)]
+        query_vectors: Option<PathBuf>,
+        /// Generated: number of base vectors.
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        /// Generated: dimension.
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        /// Generated: clusters.
+        #[arg(long, default_value_t = 500)]
+        clusters: usize,
+        /// Queries (generated, or held out of --vectors).
+        #[arg(long, default_value_t = 1_000)]
+        queries: usize,
+        #[arg(long, default_value_t = 16)]
+        m: usize,
+        #[arg(long, default_value_t = 200)]
+        ef_construction: usize,
+        /// Per-query ef values to sweep, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+        efs: Vec<usize>,
+        /// Concurrent upsert clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Documents per upsert request.
+        #[arg(long, default_value_t = 1_000)]
+        batch: usize,
+        /// Concurrent clients of the multi-client query runs.
+        #[arg(long, default_value_t = 4)]
+        query_clients: usize,
+        /// The server's WAL sync policy: always, interval or never.
+        #[arg(long, default_value = "always")]
+        wal_sync: String,
+        /// CI size: 3,000 generated vectors of dim 64 (unless --vectors), 100 queries,
+        /// ef 16 and 128, no peers.
+        #[arg(long)]
+        quick: bool,
     },
 }
 
@@ -289,6 +337,57 @@ pub fn run(args: Args) -> Result<()> {
                 api_key,
             };
             finish(quiver_bench::ingest::run(&o)?, common.out.as_deref())
+        }
+        Bench::Db {
+            common,
+            vectors,
+            query_vectors,
+            n,
+            dim,
+            clusters,
+            queries,
+            m,
+            ef_construction,
+            efs,
+            clients,
+            batch,
+            query_clients,
+            wal_sync,
+            quick,
+        } => {
+            quiver_bench::ingest::policy_env(&wal_sync)?;
+            let (n, dim, clusters, queries, efs) = if quick {
+                (3_000, 64, 30, 100, vec![16, 128])
+            } else {
+                (n, dim, clusters, queries, efs)
+            };
+            if efs.is_empty() {
+                bail!("--efs needs at least one value");
+            }
+            let source = match vectors {
+                Some(base) => Source::Files {
+                    base,
+                    queries: query_vectors,
+                    held_out: queries,
+                },
+                None => Source::Generated {
+                    n,
+                    queries,
+                    dim,
+                    clusters,
+                    seed: 7,
+                },
+            };
+            let mut o = DbOptions::new(source, std::env::current_exe()?);
+            o.m = m;
+            o.ef_construction = ef_construction;
+            o.efs = efs;
+            o.clients = clients.max(1);
+            o.batch = batch.max(1);
+            o.query_clients = query_clients.max(1);
+            o.wal_sync = wal_sync;
+            o.peers = peers(common.peers && !quick);
+            finish(quiver_bench::db::run(&o)?, common.out.as_deref())
         }
     }
 }

@@ -100,7 +100,7 @@ pub struct SweepPoint {
     pub p99_ms: f64,
 }
 
-fn load(source: &Source) -> Result<(Vectors, Vectors, String)> {
+pub(crate) fn load(source: &Source) -> Result<(Vectors, Vectors, String)> {
     match source {
         Source::Generated {
             n,
@@ -155,7 +155,7 @@ fn load(source: &Source) -> Result<(Vectors, Vectors, String)> {
 }
 
 /// Exact top-k rows per query, spread over `threads`.
-fn ground_truth(base: &Vectors, queries: &Vectors, threads: usize) -> Vec<Vec<u64>> {
+pub(crate) fn ground_truth(base: &Vectors, queries: &Vectors, threads: usize) -> Vec<Vec<u64>> {
     let idx: Vec<usize> = (0..queries.len()).collect();
     let chunks: Vec<&[usize]> = idx
         .chunks(queries.len().div_ceil(threads.max(1)).max(1))
@@ -185,7 +185,7 @@ fn ground_truth(base: &Vectors, queries: &Vectors, threads: usize) -> Vec<Vec<u6
     })
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()

@@ -68,10 +68,11 @@ pub fn policy_env(name: &str) -> Result<&'static str> {
 }
 
 /// A spawned server, killed on drop.
-struct Spawned {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
+pub(crate) struct Spawned {
+    pub(crate) child: Child,
+    pub(crate) url: String,
+    /// The server's scratch data directory, removed on drop.
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Drop for Spawned {
@@ -81,7 +82,7 @@ impl Drop for Spawned {
     }
 }
 
-fn spawn(exe: &Path, data_dir: &Path, policy: &str) -> Result<Spawned> {
+pub(crate) fn spawn(exe: &Path, data_dir: &Path, policy: &str) -> Result<Spawned> {
     let dir = tempfile::tempdir().map_err(|e| BenchError::io(Path::new("temp dir"), e))?;
     let models =
         std::path::absolute(data_dir.join("models")).map_err(|e| BenchError::io(data_dir, e))?;
@@ -115,7 +116,7 @@ fn spawn(exe: &Path, data_dir: &Path, policy: &str) -> Result<Spawned> {
     Ok(Spawned {
         url: addr.to_string(),
         child,
-        _dir: dir,
+        dir,
     })
 }
 

@@ -8,6 +8,9 @@
 //! - [`embed`]: embedder tokens/s and reranker pairs/s over batch sizes and lengths; peer
 //!   PyTorch/transformers.
 //! - [`ingest`]: documents/s over HTTP against a real server, per WAL sync policy.
+//! - [`db`]: the database level: a real server loaded and queried over HTTP (QPS, latency,
+//!   recall@10 over an ef sweep, ingest, disk, RSS); peers Chroma and LanceDB
+//!   ([`db_peers`]).
 //!
 //! Every run yields a [`Report`]: one JSON document (machine, parameters, figures, peers)
 //! and a Markdown table with our figure, the peer's and the ratio. Peers run in
@@ -16,6 +19,8 @@
 
 pub mod ann;
 pub mod beir;
+pub mod db;
+pub mod db_peers;
 pub mod embed;
 mod error;
 pub mod ingest;

@@ -5,7 +5,7 @@
 //!
 //! | key          | content                                                  |
 //! |--------------|----------------------------------------------------------|
-//! | `bench`      | `ir`, `ann`, `embed` or `ingest`                         |
+//! | `bench`      | `ir`, `ann`, `embed`, `ingest` or `db`                   |
 //! | `machine`    | [`crate::machine::info`]                                 |
 //! | `parameters` | what the run was asked to do                             |
 //! | `results`    | the figures (layout per bench, see its module)           |
