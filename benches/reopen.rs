@@ -222,7 +222,7 @@ fn mapped_under(dir: &Path) -> Vec<(String, u64)> {
             }
         }
     }
-    by_name.sort_by(|a, b| b.1.cmp(&a.1));
+    by_name.sort_by_key(|e| std::cmp::Reverse(e.1));
     by_name
 }
 
@@ -244,8 +244,11 @@ fn print_mapped(label: &str, mapped: &[(String, u64)]) {
     );
 }
 
+/// Bytes per file name, largest first.
+type SizesByName = Vec<(String, u64)>;
+
 /// Sizes of the segment files summed per file name, and the segment directories.
-fn segment_files(segments_dir: &Path) -> Result<(Vec<(String, u64)>, Vec<PathBuf>), String> {
+fn segment_files(segments_dir: &Path) -> Result<(SizesByName, Vec<PathBuf>), String> {
     let mut by_name: Vec<(String, u64)> = Vec::new();
     let mut dirs = Vec::new();
     let mut stack = Vec::new();
@@ -271,7 +274,7 @@ fn segment_files(segments_dir: &Path) -> Result<(Vec<(String, u64)>, Vec<PathBuf
             }
         }
     }
-    by_name.sort_by(|a, b| b.1.cmp(&a.1));
+    by_name.sort_by_key(|e| std::cmp::Reverse(e.1));
     Ok((by_name, dirs))
 }
 
