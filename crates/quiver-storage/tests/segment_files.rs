@@ -95,3 +95,107 @@ fn tombstones_persist_beside_segment() {
     // The segment itself still opens and its checksums still hold.
     assert_eq!(Segment::open(&seg_dir).unwrap().len(), 70);
 }
+
+/// Writes `rows` rows with ids `id-<n>` (zero-padded, so byte order is numeric order)
+/// for every even `n` below `2 * rows`, leaving the odd ids absent.
+fn write_even_ids(dir: &Path, rows: usize, text: &str) -> std::path::PathBuf {
+    let ids: Vec<String> = (0..rows).map(|i| format!("id-{:08}", 2 * i)).collect();
+    let vectors: Vec<[f32; 2]> = (0..rows).map(|i| [i as f32, -(i as f32)]).collect();
+    let mut seg_rows: Vec<SegmentRow<'_>> = (0..rows)
+        .map(|i| SegmentRow {
+            id: &ids[i],
+            text,
+            metadata_json: "{}",
+            lsn: 1 + i as u64,
+            vector: &vectors[i],
+        })
+        .collect();
+    write_segment(dir, 3, 2, &mut seg_rows).unwrap()
+}
+
+#[test]
+fn find_in_a_big_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 200_000;
+    let seg = Segment::open(&write_even_ids(dir.path(), rows, "t")).unwrap();
+    assert_eq!(seg.len(), rows);
+    for i in (0..rows).step_by(997).chain([0, 1, rows - 2, rows - 1]) {
+        let id = format!("id-{:08}", 2 * i);
+        assert_eq!(seg.find(&id), Some(i), "{id}");
+        assert_eq!(seg.id_of(i), id);
+        assert_eq!(seg.lsn_of(i), 1 + i as u64);
+        assert_eq!(seg.vector(i), &[i as f32, -(i as f32)]);
+        assert_eq!(seg.find(&format!("id-{:08}", 2 * i + 1)), None);
+    }
+    for absent in [
+        "",
+        "id-",
+        "id-0000000",
+        "a",
+        "id-99999999",
+        "zzz",
+        "id-00000000\0",
+    ] {
+        assert_eq!(seg.find(absent), None, "{absent:?}");
+    }
+}
+
+#[test]
+fn records_longer_than_the_read_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each record is larger than the open-time read buffer, so every record and most
+    // headers straddle a buffer boundary.
+    let text = "x".repeat(700_000);
+    let seg = Segment::open(&write_even_ids(dir.path(), 5, &text)).unwrap();
+    for i in 0..5 {
+        let doc = seg.doc(i).unwrap();
+        assert_eq!(doc.id, format!("id-{:08}", 2 * i));
+        assert_eq!(doc.text.len(), 700_000);
+        assert_eq!(seg.find(doc.id), Some(i));
+    }
+}
+
+/// Resident kilobytes of this process's mapping of `file`, from `/proc/self/smaps`.
+#[cfg(target_os = "linux")]
+fn resident_kb(file: &Path) -> u64 {
+    let smaps = fs::read_to_string("/proc/self/smaps").unwrap();
+    let name = file.to_str().unwrap();
+    let mut total = 0;
+    let mut in_map = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            in_map = line.ends_with(name);
+        } else if in_map && first == "Rss:" {
+            total += line
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+    }
+    total
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn open_leaves_the_mappings_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg_dir = write_even_ids(dir.path(), 100_000, "some text");
+    let seg = Segment::open(&seg_dir).unwrap();
+    let files = ["vectors.f32", "docs.bin", "docs.idx"].map(|n| seg_dir.join(n));
+    for f in &files {
+        assert_eq!(resident_kb(f), 0, "{} resident after open", f.display());
+    }
+    // Reading through the segment does fault pages in, so the measure above can fail.
+    assert_eq!(seg.find("id-00100000"), Some(50_000));
+    assert_eq!(seg.vector(99_999)[0], 99_999.0);
+    for f in &files {
+        assert!(
+            resident_kb(f) > 0,
+            "{} not resident after reads",
+            f.display()
+        );
+    }
+}

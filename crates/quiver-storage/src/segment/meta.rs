@@ -33,23 +33,6 @@ pub(crate) struct FileSum {
     pub(crate) crc: u32,
 }
 
-impl FileSum {
-    /// Fails with corruption unless `bytes` matches this length and checksum.
-    pub(crate) fn verify(&self, bytes: &[u8], file: &Path) -> Result<()> {
-        if bytes.len() as u64 != self.len {
-            return Err(corruption(
-                file,
-                bytes.len() as u64,
-                format!("length {} differs from footer {}", bytes.len(), self.len),
-            ));
-        }
-        if crc32fast::hash(bytes) != self.crc {
-            return Err(corruption(file, 0, "checksum mismatch"));
-        }
-        Ok(())
-    }
-}
-
 /// The decoded footer of a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Meta {

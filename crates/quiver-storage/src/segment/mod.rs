@@ -12,28 +12,28 @@
 //! | `META`        | footer: dims, rows, LSN range, length + crc32 of each | `meta.rs`   |
 //! | `TOMBSTONES`  | deleted-row bitmap (optional)                         | `tombstones.rs` |
 //!
-//! [`Segment::open`] checks every file against the footer's checksums before use.
-//! Rows are sorted by id, so `id -> row` is a binary search over an in-memory id
-//! table built on open.
-//!
-//! Vector access is zero-copy: an mmap starts on a page boundary, so `vectors.f32`
-//! is 4-byte aligned and on a little-endian host its bytes already are `f32`s in
-//! native order; [`Segment::vector`] reinterprets them in place. On a big-endian host
-//! (or if the mapping were ever misaligned) the floats are decoded into an owned
-//! buffer instead, trading memory for portability.
+//! [`Segment::open`] checks every file against the footer's lengths and checksums
+//! before use, reading the files with `read()` rather than through the mappings
+//! (`verify.rs` says why), then maps them. An open segment holds no per-row state in
+//! the heap: vectors are read in place (`mapped.rs`), ids, LSNs and offsets straight
+//! from the mapped document store (`docs.rs`). Rows are sorted by id, so `id -> row`
+//! is a binary search over the mapped records.
 
 mod bytes;
+mod docs;
+mod mapped;
 mod meta;
 mod tombstones;
+mod verify;
 mod writer;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
-
 use self::bytes::corruption;
-use self::meta::Meta;
+use self::docs::DocTable;
+use self::mapped::{Bytes, Vectors};
+use self::meta::{FileSum, Meta};
 pub use self::tombstones::{Tombstones, TOMBSTONES_FILE};
 pub use self::writer::{write_segment, SegmentRow};
 use crate::{Result, StorageError};
@@ -93,78 +93,6 @@ pub fn remove_stale(segments_dir: &Path, live: &[u64]) -> Result<Vec<String>> {
     Ok(removed)
 }
 
-/// A read-only byte view of a whole file; empty files are not mapped (a zero-length
-/// mapping is not portable).
-#[derive(Debug)]
-enum Bytes {
-    Mapped(Mmap),
-    Empty,
-}
-
-impl Bytes {
-    fn open(path: &Path) -> Result<Bytes> {
-        let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| StorageError::io(path, e))?
-            .len();
-        if len == 0 {
-            return Ok(Bytes::Empty);
-        }
-        // SAFETY: segment files are immutable once their directory is renamed into
-        // place; Quiver never writes, truncates or reuses them, it only deletes whole
-        // directories (which keeps existing mappings valid on the platforms it targets).
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| StorageError::io(path, e))?;
-        Ok(Bytes::Mapped(map))
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Bytes::Mapped(m) => m,
-            Bytes::Empty => &[],
-        }
-    }
-}
-
-/// The vectors of a segment, mapped in place or decoded (see the module docs).
-#[derive(Debug)]
-enum Vectors {
-    Mapped(Bytes),
-    Owned(Vec<f32>),
-}
-
-impl Vectors {
-    fn new(bytes: Bytes) -> Vectors {
-        let raw = bytes.as_slice();
-        let aligned = raw.as_ptr().align_offset(std::mem::align_of::<f32>()) == 0;
-        if cfg!(target_endian = "little") && aligned {
-            return Vectors::Mapped(bytes);
-        }
-        let floats = raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        Vectors::Owned(floats)
-    }
-
-    fn as_f32(&self) -> &[f32] {
-        match self {
-            Vectors::Mapped(bytes) => {
-                let raw = bytes.as_slice();
-                if raw.is_empty() {
-                    return &[];
-                }
-                // SAFETY: `Vectors::new` only keeps the mapping when the host is
-                // little-endian and the pointer is f32-aligned; every bit pattern is a
-                // valid f32; the length is rounded down to whole floats; the slice
-                // borrows `self`, which owns the mapping.
-                unsafe { std::slice::from_raw_parts(raw.as_ptr().cast::<f32>(), raw.len() / 4) }
-            }
-            Vectors::Owned(v) => v,
-        }
-    }
-}
-
 /// One stored document, borrowed from the segment's mapping.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StoredDoc<'a> {
@@ -175,26 +103,40 @@ pub struct StoredDoc<'a> {
     pub vector: &'a [f32],
 }
 
-/// An open, verified, memory-mapped segment.
+/// An open, verified, memory-mapped segment. It owns its mappings and a few fixed-size
+/// fields; nothing in it grows with the number of rows.
 #[derive(Debug)]
 pub struct Segment {
     dir: PathBuf,
     meta: Meta,
     vectors: Vectors,
-    docs: Bytes,
-    /// `rows + 1` offsets into `docs`.
-    offsets: Vec<u64>,
-    /// Row ids in row (= sorted) order.
-    ids: Vec<Box<str>>,
-    lsns: Vec<u64>,
+    docs: DocTable,
 }
 
-fn utf8<'a>(b: &'a [u8], file: &Path, offset: u64) -> Result<&'a str> {
-    std::str::from_utf8(b).map_err(|_| corruption(file, offset, "invalid UTF-8"))
+/// Opens `name` in `dir` and checks its length against the footer's.
+fn open_file(dir: &Path, name: &str, sum: FileSum) -> Result<(File, PathBuf)> {
+    let path = dir.join(name);
+    let file = File::open(&path).map_err(|e| StorageError::io(&path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| StorageError::io(&path, e))?
+        .len();
+    if len != sum.len {
+        return Err(corruption(
+            &path,
+            len,
+            format!("length {len} differs from footer {}", sum.len),
+        ));
+    }
+    Ok((file, path))
 }
 
 impl Segment {
-    /// Opens the segment in `dir`, verifying the footer and every file's checksum.
+    /// Opens the segment in `dir`: decodes the footer, verifies every file's length and
+    /// checksum and the document store's structure in one buffered read of each file
+    /// (see `verify.rs`), then maps the files. The mappings are not read, so opening
+    /// adds nothing to the process's resident memory beyond a few small buffers that
+    /// are freed before it returns.
     pub fn open(dir: &Path) -> Result<Segment> {
         let meta_path = dir.join(META_FILE);
         let raw = fs::read(&meta_path).map_err(|e| StorageError::io(&meta_path, e))?;
@@ -203,62 +145,34 @@ impl Segment {
         let expect_vec = rows
             .checked_mul(u64::from(meta.dim))
             .and_then(|n| n.checked_mul(4));
-        if expect_vec != Some(meta.vectors.len) || meta.idx.len != (rows + 1) * 8 {
+        let expect_idx = rows.checked_add(1).and_then(|n| n.checked_mul(8));
+        let rows_usize = usize::try_from(rows).ok();
+        if expect_vec != Some(meta.vectors.len) || expect_idx != Some(meta.idx.len) {
             return Err(corruption(&meta_path, 0, "file lengths disagree with rows"));
         }
+        let rows_usize =
+            rows_usize.ok_or_else(|| corruption(&meta_path, 24, "too many rows for this host"))?;
 
-        let vec_path = dir.join(VECTORS_FILE);
-        let vec_bytes = Bytes::open(&vec_path)?;
-        meta.vectors.verify(vec_bytes.as_slice(), &vec_path)?;
-        let docs_path = dir.join(DOCS_FILE);
-        let docs = Bytes::open(&docs_path)?;
-        meta.docs.verify(docs.as_slice(), &docs_path)?;
-        let idx_path = dir.join(IDX_FILE);
-        let idx = Bytes::open(&idx_path)?;
-        meta.idx.verify(idx.as_slice(), &idx_path)?;
+        let (vec_file, vec_path) = open_file(dir, VECTORS_FILE, meta.vectors)?;
+        verify::check_plain(&vec_file, &vec_path, meta.vectors)?;
+        let (docs_file, docs_path) = open_file(dir, DOCS_FILE, meta.docs)?;
+        let (idx_file, idx_path) = open_file(dir, IDX_FILE, meta.idx)?;
+        let files = verify::DocFiles {
+            docs: &docs_file,
+            docs_path: &docs_path,
+            idx: &idx_file,
+            idx_path: &idx_path,
+        };
+        verify::check_docs(&files, &meta)?;
 
-        let offsets: Vec<u64> = idx
-            .as_slice()
-            .chunks_exact(8)
-            .map(|c| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(c);
-                u64::from_le_bytes(b)
-            })
-            .collect();
-        let data = docs.as_slice();
-        let mut ids: Vec<Box<str>> = Vec::with_capacity(rows as usize);
-        let mut lsns = Vec::with_capacity(rows as usize);
-        for (row, w) in offsets.windows(2).enumerate() {
-            let (start, end) = (w[0], w[1]);
-            let rec = usize::try_from(start)
-                .ok()
-                .zip(usize::try_from(end).ok())
-                .filter(|&(s, e)| s <= e && e <= data.len())
-                .map(|(s, e)| &data[s..e])
-                .ok_or_else(|| corruption(&idx_path, row as u64 * 8, "offset out of range"))?;
-            let (lsn, id, _, _) = parse_record(rec, &docs_path, start)?;
-            if ids.last().is_some_and(|prev| **prev >= *id) {
-                return Err(corruption(&docs_path, start, "ids not strictly sorted"));
-            }
-            ids.push(id.into());
-            lsns.push(lsn);
-        }
-        if offsets.last().copied() != Some(data.len() as u64) {
-            return Err(corruption(
-                &idx_path,
-                rows * 8,
-                "index does not end at data end",
-            ));
-        }
+        let vectors = Vectors::new(Bytes::map(&vec_file, meta.vectors.len, &vec_path)?);
+        let docs = Bytes::map(&docs_file, meta.docs.len, &docs_path)?;
+        let idx = Bytes::map(&idx_file, meta.idx.len, &idx_path)?;
         Ok(Segment {
             dir: dir.to_path_buf(),
             meta,
-            vectors: Vectors::new(vec_bytes),
-            docs,
-            offsets,
-            ids,
-            lsns,
+            vectors,
+            docs: DocTable::new(docs, idx, rows_usize),
         })
     }
 
@@ -279,12 +193,12 @@ impl Segment {
 
     /// Number of rows (deleted ones included).
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.docs.len()
     }
 
     /// True when the segment holds no rows.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.docs.len() == 0
     }
 
     /// Smallest and largest row LSN (both 0 for an empty segment).
@@ -292,19 +206,22 @@ impl Segment {
         (self.meta.min_lsn, self.meta.max_lsn)
     }
 
-    /// Row holding `id`, if any.
+    /// Row holding `id`, if any: a binary search whose probes read ids from the
+    /// mapped records (O(log rows) record reads).
     pub fn find(&self, id: &str) -> Option<usize> {
-        self.ids.binary_search_by(|probe| (**probe).cmp(id)).ok()
+        self.docs.find(id)
     }
 
-    /// Id of `row`. Panics if `row >= len()`.
+    /// Id of `row`, read from the mapped record. Infallible because open checked every
+    /// id. Panics if `row >= len()`.
     pub fn id_of(&self, row: usize) -> &str {
-        &self.ids[row]
+        self.docs.id(row)
     }
 
-    /// LSN of the write that produced `row`. Panics if `row >= len()`.
+    /// LSN of the write that produced `row`, read from the mapped record. Panics if
+    /// `row >= len()`.
     pub fn lsn_of(&self, row: usize) -> u64 {
-        self.lsns[row]
+        self.docs.lsn(row)
     }
 
     /// The vector of `row`, borrowed from the mapping. Panics if `row >= len()`.
@@ -318,40 +235,18 @@ impl Segment {
         self.vectors.as_f32()
     }
 
-    /// The whole stored document of `row`. Panics if `row >= len()`.
+    /// The whole stored document of `row`; fails if its text or metadata is not UTF-8
+    /// (checked here, not on open). Panics if `row >= len()`.
     pub fn doc(&self, row: usize) -> Result<StoredDoc<'_>> {
-        let (start, end) = (self.offsets[row], self.offsets[row + 1]);
-        // Offsets were range-checked on open.
-        let rec = &self.docs.as_slice()[start as usize..end as usize];
-        let (lsn, id, text, metadata_json) = parse_record(rec, &self.dir.join(DOCS_FILE), start)?;
+        let parts = self.docs.doc(row, &self.dir.join(DOCS_FILE))?;
         Ok(StoredDoc {
-            id,
-            text,
-            metadata_json,
-            lsn,
+            id: parts.id,
+            text: parts.text,
+            metadata_json: parts.metadata_json,
+            lsn: parts.lsn,
             vector: self.vector(row),
         })
     }
-}
-
-/// Splits one `docs.bin` record into (lsn, id, text, metadata).
-fn parse_record<'a>(
-    rec: &'a [u8],
-    file: &Path,
-    at: u64,
-) -> Result<(u64, &'a str, &'a str, &'a str)> {
-    let mut r = bytes::Reader::new(rec, file);
-    let lsn = r.u64()?;
-    let id_len = r.u32()? as usize;
-    let text_len = r.u32()? as usize;
-    let meta_len = r.u32()? as usize;
-    if 20 + id_len + text_len + meta_len != rec.len() {
-        return Err(corruption(file, at, "record length disagrees with index"));
-    }
-    let id = utf8(r.bytes(id_len)?, file, at)?;
-    let text = utf8(r.bytes(text_len)?, file, at)?;
-    let meta = utf8(r.bytes(meta_len)?, file, at)?;
-    Ok((lsn, id, text, meta))
 }
 
 #[cfg(test)]
