@@ -244,8 +244,7 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
             let total = t.elapsed();
             rr.search.push(total.saturating_sub(answer.timings.rerank));
             rr.rerank.push(answer.timings.rerank);
-            rr.rankings
-                .push(ids(answer.hits.into_iter().map(|h| h.id)));
+            rr.rankings.push(ids(answer.hits.into_iter().map(|h| h.id)));
         }
         progress.inc(1);
     }

@@ -121,8 +121,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{queries} queries, top_k {top_k}, ef {ef}: {:.0} queries/s single thread",
         queries as f64 / wall.as_secs_f64()
     );
-    println!("dense       total {d:9.1} ms  p50 {:.3} ms  p99 {:.3} ms", pct(&dense, 50.0), pct(&dense, 99.0));
-    println!("dense_index total {x:9.1} ms  p50 {:.3} ms  p99 {:.3} ms", pct(&index, 50.0), pct(&index, 99.0));
-    println!("dense / dense_index = {:.3} (acceptance: <= 1.2)", d / x.max(1e-9));
+    println!(
+        "dense       total {d:9.1} ms  p50 {:.3} ms  p99 {:.3} ms",
+        pct(&dense, 50.0),
+        pct(&dense, 99.0)
+    );
+    println!(
+        "dense_index total {x:9.1} ms  p50 {:.3} ms  p99 {:.3} ms",
+        pct(&index, 50.0),
+        pct(&index, 99.0)
+    );
+    println!(
+        "dense / dense_index = {:.3} (acceptance: <= 1.2)",
+        d / x.max(1e-9)
+    );
     Ok(())
 }

@@ -184,8 +184,7 @@ impl<'a> QueryPipeline<'a> {
         req.validate()?;
         if req.rerank.is_some() && config.reranker_model.is_none() {
             return Err(EngineError::Unsupported(
-                "rerank needs a reranker_model on the collection; this collection has none"
-                    .into(),
+                "rerank needs a reranker_model on the collection; this collection has none".into(),
             ));
         }
         if req.rerank.is_some() && !req.has_text() {
@@ -251,17 +250,19 @@ impl<'a> QueryPipeline<'a> {
             )?;
             hits = reranked
                 .into_iter()
-                .map(|RerankedHit {
-                          mut hit,
-                          score,
-                          rank_before,
-                      }| {
-                    hit.score = score;
-                    if let Some(e) = &mut hit.explain {
-                        e.rerank = Some(Reranked { score, rank_before });
-                    }
-                    hit
-                })
+                .map(
+                    |RerankedHit {
+                         mut hit,
+                         score,
+                         rank_before,
+                     }| {
+                        hit.score = score;
+                        if let Some(e) = &mut hit.explain {
+                            e.rerank = Some(Reranked { score, rank_before });
+                        }
+                        hit
+                    },
+                )
                 .chain(tail)
                 .collect();
             timings.rerank = t.elapsed();
@@ -292,8 +293,16 @@ mod tests {
         embeds.embedding_model = Some("org/model".into());
         let cases = [
             (req(None, true, None), QueryMode::Dense, QueryMode::Dense),
-            (req(None, true, Some("t")), QueryMode::Hybrid, QueryMode::Hybrid),
-            (req(None, false, Some("t")), QueryMode::Sparse, QueryMode::Hybrid),
+            (
+                req(None, true, Some("t")),
+                QueryMode::Hybrid,
+                QueryMode::Hybrid,
+            ),
+            (
+                req(None, false, Some("t")),
+                QueryMode::Sparse,
+                QueryMode::Hybrid,
+            ),
             (
                 req(Some(QueryMode::Sparse), false, Some("t")),
                 QueryMode::Sparse,

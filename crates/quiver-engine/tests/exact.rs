@@ -41,7 +41,9 @@ fn doc(i: usize, rng: &mut StdRng) -> Document {
 /// Three sealed segments, overwrites and deletes reaching into each, and memtable rows.
 fn load(c: &Collection, rng: &mut StdRng) {
     for part in 0..3 {
-        let docs = (part * 150..(part + 1) * 150).map(|i| doc(i, rng)).collect();
+        let docs = (part * 150..(part + 1) * 150)
+            .map(|i| doc(i, rng))
+            .collect();
         c.upsert(docs).unwrap();
         c.seal().unwrap();
     }

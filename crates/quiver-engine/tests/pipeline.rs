@@ -111,8 +111,5 @@ fn pipeline_chooses_modes_and_refuses_what_the_collection_cannot_do() {
         text: Some("red".into()),
         ..no_text
     };
-    assert!(matches!(
-        p.run(&r, &with_text),
-        Err(EngineError::Model(_))
-    ));
+    assert!(matches!(p.run(&r, &with_text), Err(EngineError::Model(_))));
 }

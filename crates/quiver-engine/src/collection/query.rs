@@ -121,17 +121,20 @@ impl Collection {
                 .as_ref()
                 .map(|f| dense_query::compile_memtables(&st, f, &mut text_keys));
             timings.filter += t.elapsed();
-            let t = Instant::now();
             let hits = match &args {
-                Some(a) => dense_query::search_memtables(
-                    &st,
-                    mem_allowed.as_ref(),
-                    a,
-                    &mut timings.dense_index,
-                )?,
+                Some(a) => {
+                    let t = Instant::now();
+                    let hits = dense_query::search_memtables(
+                        &st,
+                        mem_allowed.as_ref(),
+                        a,
+                        &mut timings.dense_index,
+                    )?;
+                    timings.dense += t.elapsed();
+                    hits
+                }
                 None => Vec::new(),
             };
-            timings.dense += t.elapsed();
             (segments, hits)
         };
 
@@ -143,20 +146,21 @@ impl Collection {
             .map(|f| dense_query::compile_segments(&segments, f, &mut text_keys))
             .transpose()?;
         timings.filter += t.elapsed();
-        let t = Instant::now();
         let dense = match &args {
             Some(a) => {
+                let t = Instant::now();
                 let seg_hits = dense_query::search_segments(
                     &segments,
                     seg_allowed.as_ref(),
                     a,
                     &mut timings.dense_index,
                 )?;
-                dense_query::merge(&segments, &seg_hits, &mem_hits, depth)
+                let merged = dense_query::merge(&segments, &seg_hits, &mem_hits, depth);
+                timings.dense += t.elapsed();
+                merged
             }
             None => DenseList::default(),
         };
-        timings.dense += t.elapsed();
 
         let t = Instant::now();
         let found = match text {

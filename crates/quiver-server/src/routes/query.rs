@@ -283,7 +283,10 @@ mod tests {
         assert_eq!(p.mode, Some(QueryMode::Sparse));
         let p = plan(req(json!({"vector": [1.0], "exact": true})), &limits).unwrap();
         assert!(p.exact);
-        assert_eq!(plan(req(json!({"vector": [1.0]})), &limits).unwrap().top_k, 10);
+        assert_eq!(
+            plan(req(json!({"vector": [1.0]})), &limits).unwrap().top_k,
+            10
+        );
         let p = plan(req(json!({"text": "hi", "rerank": true})), &limits).unwrap();
         assert_eq!(p.rerank.unwrap().candidates, 50);
         let r = json!({"enabled": true, "candidates": 7, "instruction": "find"});
