@@ -24,6 +24,13 @@ pub struct Args {
     /// Metadata filter as JSON.
     #[arg(long)]
     filter: Option<String>,
+    /// HNSW search width for this query (default: the collection's ef_search).
+    #[arg(long)]
+    ef: Option<usize>,
+    /// Rank by brute force over every document instead of the HNSW graphs (exact
+    /// nearest neighbours, for measuring recall).
+    #[arg(long)]
+    exact: bool,
     /// Report per-stage ranks and scores (implies --json).
     #[arg(long)]
     explain: bool,
@@ -71,6 +78,12 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(f) = &args.filter {
         let f: Value = serde_json::from_str(f).context("--filter is not JSON")?;
         body.insert("filter".into(), f);
+    }
+    if let Some(ef) = args.ef {
+        body.insert("ef".into(), json!(ef));
+    }
+    if args.exact {
+        body.insert("exact".into(), json!(true));
     }
     if args.explain {
         body.insert("explain".into(), json!(true));

@@ -2,9 +2,10 @@
 //!
 //! The corpus goes through the real engine in-process: a [`Database`] in a temporary
 //! directory, one collection with the chosen embedding model, documents embedded in
-//! batches with [`models::embed_documents`] and upserted. Every query is embedded once
-//! (the same vector serves every mode, so the embedding cache never flatters a later mode)
-//! and then run in each mode:
+//! batches with [`models::embed_documents`] and upserted. Queries run through the
+//! engine's [`QueryPipeline`], the same path the HTTP API takes. Every query is embedded
+//! once (the same vector serves every mode, so the embedding cache never flatters a
+//! later mode) and then run in each mode:
 //!
 //! | mode              | what runs                                                     |
 //! |-------------------|---------------------------------------------------------------|
@@ -13,7 +14,7 @@
 //! | `dense_exact`     | [`quiver_engine::Collection::search_exact`] (brute force)     |
 //! | `hybrid_rrf`      | [`QueryMode::Hybrid`] with RRF (k = 60)                       |
 //! | `hybrid_weighted` | [`QueryMode::Hybrid`] with min-max weighted fusion (`alpha`)  |
-//! | `hybrid_rerank`   | `hybrid_rrf`, its top N reranked (only with a reranker)       |
+//! | `hybrid_rerank`   | `hybrid_rrf` with rerank: top N reranked, the rest after them |
 //!
 //! `results.<mode>` in the JSON holds `ndcg_at_10`, `recall_at_100`, `mrr_at_10` and
 //! `latency_ms.<stage>.{p50,p99}` for the stages the mode uses (`embed`, `search`,
@@ -28,7 +29,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quiver_core::{CollectionConfig, Metadata, SyncPolicy};
 use quiver_embed::{ModelRegistry, ServiceConfig};
 use quiver_engine::models::{self, NewDocument};
-use quiver_engine::{Collection, CollectionOptions, Database, DbOptions, Fusion, Query, QueryMode};
+use quiver_engine::{
+    Collection, CollectionOptions, Database, DbOptions, Fusion, QueryMode, QueryPipeline,
+    RerankRequest, SearchRequest,
+};
 use serde_json::{json, Map, Value};
 
 use crate::beir::Dataset;
@@ -191,19 +195,19 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
     .map(|m| (m, ModeRun::default()))
     .collect();
     let mut rerank_run = opts.reranker.as_ref().map(|_| ModeRun::default());
+    let pipeline = QueryPipeline::new(&registry);
     let progress = bar(opts.progress, data.queries.len(), "queries");
     for q in &data.queries {
         let t = Instant::now();
-        let vector = models::embed_query(&registry, col.config(), &q.text, None)?;
+        let vector = pipeline.embed_query(col.config(), &q.text, None)?;
         embed_t.push(t.elapsed());
-        let ef = Some(opts.ef.max(DEPTH));
-        let base = |mode: QueryMode, fusion: Fusion| Query {
-            mode,
+        let request = |mode: QueryMode, fusion: Fusion| SearchRequest {
+            mode: Some(mode),
             vector: (mode != QueryMode::Sparse).then(|| vector.clone()),
             text: (mode != QueryMode::Dense).then(|| q.text.clone()),
             fusion,
-            ef,
-            ..Query::sparse("", DEPTH)
+            ef: Some(opts.ef.max(DEPTH)),
+            ..SearchRequest::new(DEPTH)
         };
         let rrf = Fusion::Rrf {
             k: quiver_engine::DEFAULT_RRF_K,
@@ -213,40 +217,34 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
             let ranking = match *name {
                 "dense_exact" => ids(col.search_exact(&vector, DEPTH)?.into_iter().map(|h| h.id)),
                 _ => {
-                    let query = match *name {
-                        "bm25" => base(QueryMode::Sparse, rrf),
-                        "dense" => base(QueryMode::Dense, rrf),
+                    let req = match *name {
+                        "bm25" => request(QueryMode::Sparse, rrf),
+                        "dense" => request(QueryMode::Dense, rrf),
                         "hybrid_weighted" => {
-                            base(QueryMode::Hybrid, Fusion::Weighted { alpha: opts.alpha })
+                            request(QueryMode::Hybrid, Fusion::Weighted { alpha: opts.alpha })
                         }
-                        _ => base(QueryMode::Hybrid, rrf),
+                        _ => request(QueryMode::Hybrid, rrf),
                     };
-                    let hits = col.query(&query)?.hits;
-                    if *name == "hybrid_rrf" {
-                        if let (Some(rr), Some(model)) = (rerank_run.as_mut(), &opts.reranker) {
-                            rr.search.push(t.elapsed());
-                            let n = opts.rerank_top.min(hits.len());
-                            let tail: Vec<String> =
-                                hits[n..].iter().map(|h| h.id.clone()).collect();
-                            let t = Instant::now();
-                            let top = models::rerank(
-                                &registry,
-                                model,
-                                &q.text,
-                                None,
-                                hits[..n].to_vec(),
-                                n,
-                            )?;
-                            rr.rerank.push(t.elapsed());
-                            rr.rankings
-                                .push(top.into_iter().map(|h| h.hit.id).chain(tail).collect());
-                        }
-                    }
-                    ids(hits.into_iter().map(|h| h.id))
+                    ids(pipeline.run(&col, &req)?.hits.into_iter().map(|h| h.id))
                 }
             };
             run.search.push(t.elapsed());
             run.rankings.push(ranking);
+        }
+        if let Some(rr) = rerank_run.as_mut() {
+            let req = SearchRequest {
+                rerank: Some(RerankRequest {
+                    candidates: opts.rerank_top,
+                    instruction: None,
+                }),
+                ..request(QueryMode::Hybrid, rrf)
+            };
+            let t = Instant::now();
+            let answer = pipeline.run(&col, &req)?;
+            let total = t.elapsed();
+            rr.search.push(total.saturating_sub(answer.timings.rerank));
+            rr.rerank.push(answer.timings.rerank);
+            rr.rankings.push(ids(answer.hits.into_iter().map(|h| h.id)));
         }
         progress.inc(1);
     }

@@ -31,6 +31,10 @@ pub enum EngineError {
     /// A snapshot archive is damaged, unsafe or inconsistent; nothing was changed.
     #[error("invalid snapshot: {0}")]
     InvalidSnapshot(String),
+    /// A well-formed request this collection cannot serve as configured (a text
+    /// query without an embedding model, rerank without a reranker).
+    #[error("{0}")]
+    Unsupported(String),
     /// Input over a configured size bound (a snapshot archive).
     #[error("too large: {0}")]
     TooLarge(String),

@@ -5,7 +5,9 @@
 //! and memtable graph), sealing into memory-mapped segments with their HNSW graphs,
 //! compaction, recovery, exact search (the ground truth) and [`Query`]: dense, sparse
 //! and hybrid search with metadata filters. [`models`] holds the steps that run a model:
-//! embedding documents and query text, and reranking.
+//! embedding documents and query text, and reranking. [`QueryPipeline`] runs a
+//! [`SearchRequest`] end to end (mode choice, query embedding, search, rerank): the one
+//! query path the HTTP API and the benchmarks share.
 //!
 //! Directory layout:
 //!
@@ -29,6 +31,7 @@ mod live_segment;
 mod memtable;
 pub mod models;
 mod options;
+mod pipeline;
 mod query;
 mod record;
 mod search;
@@ -43,8 +46,12 @@ pub use database::{Database, COLLECTIONS_DIR, LOCK_FILE};
 pub use error::{EngineError, Result};
 pub use live_segment::LiveSegment;
 pub use options::{CollectionOptions, DbOptions};
+pub use pipeline::{
+    QueryPipeline, RerankRequest, SearchRequest, SearchResult, SearchTimings,
+    DEFAULT_RERANK_CANDIDATES,
+};
 pub use query::{
-    Explain, Fusion, Query, QueryHit, QueryMode, QueryResult, QueryTimings, StageHit,
+    Explain, Fusion, Query, QueryHit, QueryMode, QueryResult, QueryTimings, Reranked, StageHit,
     DEFAULT_RRF_K, HYBRID_CANDIDATES, MAX_TOP_K,
 };
 pub use search::Hit;

@@ -107,6 +107,13 @@ impl Memtable {
             .map(|d| (&**id, d))
     }
 
+    /// The id of write `seq` as a shared string, if that write is still the newest of
+    /// its id and not a delete: a query keeps it past the state lock without copying.
+    pub(crate) fn current_id(&self, seq: u64) -> Option<&Arc<str>> {
+        let id = self.by_seq.get(usize::try_from(seq).ok()?)?;
+        self.current(seq).map(|_| id)
+    }
+
     /// Writes applied so far (graph rows, overwritten versions included).
     pub(crate) fn writes(&self) -> usize {
         self.by_seq.len()

@@ -45,6 +45,11 @@ pub struct Query {
     pub fusion: Fusion,
     /// HNSW search width for this query (default: the collection's `ef_search`).
     pub ef: Option<usize>,
+    /// Rank the dense list by brute force over every visible, allowed document
+    /// instead of walking the graphs: exact results (the ground truth recall is
+    /// measured against) with the same scores, at the cost of a full scan. The
+    /// sparse list is exact already and does not change.
+    pub exact: bool,
     /// Report per-stage ranks and scores on every hit.
     pub explain: bool,
 }
@@ -59,6 +64,7 @@ impl Query {
             filter: None,
             fusion: Fusion::default(),
             ef: None,
+            exact: false,
             explain: false,
         }
     }
@@ -94,6 +100,12 @@ impl Query {
         self
     }
 
+    /// The same query with exact (brute-force) dense ranking on or off.
+    pub fn with_exact(mut self, exact: bool) -> Self {
+        self.exact = exact;
+        self
+    }
+
     /// The same query with explanations on.
     pub fn explained(mut self) -> Self {
         self.explain = true;
@@ -110,6 +122,17 @@ pub struct Explain {
     pub sparse: Option<StageHit>,
     /// Fused score (hybrid queries only).
     pub fused: Option<f32>,
+    /// The reranker's verdict, when the hit was reranked (see [`crate::QueryPipeline`]).
+    pub rerank: Option<Reranked>,
+}
+
+/// A hit's reranking.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reranked {
+    /// The reranker's relevance score, 0..=1 (also the hit's score).
+    pub score: f32,
+    /// 1-based place in the fused list before reranking.
+    pub rank_before: usize,
 }
 
 /// One result.
@@ -129,7 +152,12 @@ pub struct QueryHit {
 pub struct QueryTimings {
     /// Compiling the filter into allowed-row sets.
     pub filter: Duration,
+    /// The whole dense stage: memtable and segment searches, merging, ranking.
     pub dense: Duration,
+    /// The part of `dense` spent inside the searches of the segments and memtables
+    /// themselves (graph walks, or brute-force scans with `exact`), summed: what
+    /// remains of `dense` is the query path's own overhead.
+    pub dense_index: Duration,
     pub sparse: Duration,
     pub fusion: Duration,
     /// Reading the hits' text and metadata.

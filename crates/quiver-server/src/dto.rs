@@ -301,6 +301,12 @@ pub struct QueryRequest {
     pub task: Option<String>,
     /// HNSW search width for this query (default: the collection's `ef_search`).
     pub ef: Option<usize>,
+    /// Rank the dense list by brute force over every visible document that passes the
+    /// filter, instead of walking the HNSW graphs: exact nearest neighbours with the
+    /// same scores (useful for measuring recall), at the cost of a full scan. `ef` is
+    /// then unused; the sparse list is exact either way.
+    #[serde(default)]
+    pub exact: bool,
     /// Report per-stage ranks and scores on every hit.
     #[serde(default)]
     pub explain: bool,
@@ -355,8 +361,9 @@ pub struct RerankOut {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct QueryResponse {
     pub hits: Vec<QueryHit>,
-    /// Milliseconds per stage (`embed`, `filter`, `dense`, `sparse`, `fusion`, `fetch`,
-    /// `rerank`, `total`).
+    /// Milliseconds per stage (`embed`, `filter`, `dense`, `dense_index`, `sparse`,
+    /// `fusion`, `fetch`, `rerank`, `total`). `dense_index` is the part of `dense` spent
+    /// inside the per-segment index searches themselves, summed over segments.
     pub timings_ms: BTreeMap<String, f64>,
 }
 

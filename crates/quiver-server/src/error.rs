@@ -158,6 +158,7 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_snapshot", message)
             }
             EngineError::TooLarge(_) => ApiError::too_large(message),
+            EngineError::Unsupported(_) => ApiError::unprocessable(message),
             EngineError::Busy(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message),
             EngineError::Core(CoreError::InvalidName { .. }) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", message)

@@ -178,7 +178,7 @@ impl Inner {
                         seg.mark_deleted(row);
                     }
                 }
-                st.segments.push(Arc::clone(seg));
+                Arc::make_mut(&mut st.segments).push(Arc::clone(seg));
             }
             st.frozen = None;
         }
@@ -205,7 +205,7 @@ impl Inner {
         let snapshots = {
             let st = self.state.read();
             let mut out = Vec::new();
-            for seg in &st.segments {
+            for seg in st.segments.iter() {
                 if seg.take_dirty() {
                     out.push((Arc::clone(seg), seg.tombstones()?));
                 }
@@ -290,9 +290,9 @@ impl Inner {
                         }
                     }
                 }
-                st.segments.push(Arc::clone(new));
+                Arc::make_mut(&mut st.segments).push(Arc::clone(new));
             }
-            st.segments.retain(|s| !old_ids.contains(&s.id()));
+            Arc::make_mut(&mut st.segments).retain(|s| !old_ids.contains(&s.id()));
         }
         // The in-memory manifest follows the swap at once, so a later seal never
         // stores a list that disagrees with the segments writes are marking.

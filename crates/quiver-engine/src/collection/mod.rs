@@ -14,6 +14,7 @@
 //! checkpoint LSN covers every applied record, and a text commit briefly to read an
 //! LSN every applied record is below), and `state` (memtables and the segment list).
 
+mod dense_query;
 mod maintenance;
 mod query;
 mod text;
@@ -88,12 +89,18 @@ pub(crate) struct Pinned {
     pub(crate) wal_files: Vec<PathBuf>,
 }
 
+/// The live segment list as queries hold it: a query clones the `Arc` under the state
+/// lock and searches the segments after releasing it. Seal and compaction replace the
+/// list (`Arc::make_mut` copies it when a query still holds the old one), so a running
+/// query keeps the segments it started with, mapped and valid, until it drops them.
+pub(crate) type SegmentList = Arc<Vec<Arc<LiveSegment>>>;
+
 /// Memtables and segments; guarded by `Inner::state`.
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) active: Memtable,
     pub(crate) frozen: Option<Arc<Memtable>>,
-    pub(crate) segments: Vec<Arc<LiveSegment>>,
+    pub(crate) segments: SegmentList,
 }
 
 #[derive(Debug)]
@@ -172,7 +179,7 @@ fn visible_doc(st: &State, id: &str) -> Result<Option<Document>> {
     if let Some(e) = st.frozen.as_ref().and_then(|f| f.get(id)) {
         return e.doc.as_ref().map(|d| mem_document(id, d)).transpose();
     }
-    for seg in &st.segments {
+    for seg in st.segments.iter() {
         if let Some(row) = seg.find_live(id) {
             let d = seg.segment().doc(row)?;
             return to_document(d.id, d.text, d.metadata_json, d.vector).map(Some);
@@ -225,7 +232,7 @@ impl Collection {
                 .into());
             }
             mapped_rows += seg.segment().len();
-            state.segments.push(Arc::new(seg));
+            Arc::make_mut(&mut state.segments).push(Arc::new(seg));
         }
         state.active = Memtable::with_graph(VecIndex::new(&config, opts.seal_rows)?);
 
@@ -429,7 +436,7 @@ impl Collection {
                 }
             }
         }
-        for seg in &st.segments {
+        for seg in st.segments.iter() {
             let s = seg.segment();
             for row in seg.live_rows() {
                 f(LiveDoc {
@@ -479,7 +486,7 @@ impl Collection {
                 }
             }
         }
-        for seg in &st.segments {
+        for seg in st.segments.iter() {
             let s = seg.segment();
             for row in seg.live_rows() {
                 if filter.is_some() && !keep(s.doc(row)?.metadata_json) {
@@ -494,7 +501,7 @@ impl Collection {
     /// The live segments, oldest id first. Each carries its rows, vectors, LSNs and
     /// tombstones; per-segment indexes are built from these.
     pub fn segments(&self) -> Vec<Arc<LiveSegment>> {
-        let mut segs = self.inner.state.read().segments.clone();
+        let mut segs = Vec::clone(&self.inner.state.read().segments);
         segs.sort_by_key(|s| s.id());
         segs
     }

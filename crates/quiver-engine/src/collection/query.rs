@@ -1,91 +1,38 @@
 //! Query execution: validate, compile the filter, run the dense and sparse searches,
 //! fuse, fetch.
 //!
-//! The whole query runs under one read lock of the collection state, so every stage
-//! sees the same segments, tombstones and memtables. The filter is compiled once into
-//! [`Allowed`]: a row set per segment (segment rows), one per memtable (sequence
-//! numbers) and the text keys of the same documents. The graph searches consult the
-//! row sets while they walk; BM25 consults the key set while it scores. Text hits are
-//! then resolved to the visible document of their id, which drops documents deleted
-//! since the last text commit and re-checks the filter (text keys are hashes).
+//! A query takes the state's read lock twice, briefly: first to snapshot the segment
+//! list and to compile the filter over, and search, the memtables (see `dense_query`);
+//! last to resolve text hits and memtable hits to their documents. The sealed
+//! segments, where nearly all the work is, are filtered and searched in between on the
+//! snapshot, holding no lock. Read-your-writes holds: a write acknowledged before the
+//! query started is in the memtable (and its graph) when the first lock is taken, and
+//! every older version of its id is already marked deleted in the segments.
+//!
+//! The filter is compiled once: a row set per segment (segment rows), one per memtable
+//! (sequence numbers) and the text keys of the same documents. The graph searches
+//! consult the row sets while they walk; BM25 consults the key set while it scores.
+//! Text hits are then resolved to the visible document of their id, which drops
+//! documents deleted since the last text commit and re-checks the filter (text keys
+//! are hashes).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
-use quiver_core::{normalize, validate_vector, Document, Filter};
-use quiver_index::{Hit as RowHit, RowFilter, RowSet, StageHit};
+use quiver_core::{normalize, validate_vector, Document};
+use quiver_index::{RowFilter, StageHit};
 
-use super::{parse_metadata, text_key, visible_doc, Collection, State};
-use crate::dense::{index_err, SearchArgs, SegmentVectors, VecIndex};
-use crate::memtable::Memtable;
+use super::dense_query::{self, At, DenseArgs, DenseList};
+use super::{to_document, visible_doc, Collection, State};
+use crate::dense::index_err;
 use crate::query::{
     Explain, Query, QueryHit, QueryMode, QueryResult, QueryTimings, HYBRID_CANDIDATES, MAX_TOP_K,
 };
 use crate::{EngineError, Result};
 
-/// A filter compiled against one state of the collection.
-struct Allowed {
-    /// Parallel to `State::segments`.
-    segments: Vec<RowSet>,
-    active: RowSet,
-    frozen: RowSet,
-    text_keys: HashSet<u64>,
-}
-
-fn matches(filter: &Filter, metadata_json: &str) -> bool {
-    parse_metadata(metadata_json).is_some_and(|m| filter.matches(&m))
-}
-
-impl Allowed {
-    fn compile(st: &State, filter: &Filter) -> Result<Allowed> {
-        let mut text_keys = HashSet::new();
-        let mut segments = Vec::with_capacity(st.segments.len());
-        for seg in &st.segments {
-            let mut set = RowSet::new();
-            for row in seg.live_rows() {
-                let d = seg.segment().doc(row)?;
-                if matches(filter, d.metadata_json) {
-                    set.insert(row as u64);
-                    text_keys.insert(text_key(d.id));
-                }
-            }
-            segments.push(set);
-        }
-        let mut mem = |m: &Memtable, skip: &dyn Fn(&str) -> bool| {
-            let mut set = RowSet::new();
-            for (id, e) in m.iter() {
-                if let Some(d) = &e.doc {
-                    if !skip(id) && matches(filter, &d.metadata_json) {
-                        set.insert(e.seq);
-                        text_keys.insert(text_key(id));
-                    }
-                }
-            }
-            set
-        };
-        let active = mem(&st.active, &|_| false);
-        let frozen = match &st.frozen {
-            Some(f) => mem(f, &|id| st.active.contains(id)),
-            None => RowSet::new(),
-        };
-        Ok(Allowed {
-            segments,
-            active,
-            frozen,
-            text_keys,
-        })
-    }
-}
-
 fn invalid(msg: impl Into<String>) -> EngineError {
     EngineError::InvalidInput(msg.into())
-}
-
-/// Best first, ties by id, at most `k`.
-fn rank(mut hits: Vec<(String, f32)>, k: usize) -> Vec<(String, f32)> {
-    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    hits.truncate(k);
-    hits
 }
 
 fn stage(list: &[(String, f32)]) -> Vec<(String, f32, StageHit)> {
@@ -149,87 +96,119 @@ impl Collection {
     pub fn query(&self, q: &Query) -> Result<QueryResult> {
         let (vector, text) = self.check_query(q)?;
         let mut timings = QueryTimings::default();
-        let st = self.inner.state.read();
-
-        let t = Instant::now();
-        let allowed = q
-            .filter
-            .as_ref()
-            .map(|f| Allowed::compile(&st, f))
-            .transpose()?;
-        timings.filter = t.elapsed();
-
         let depth = match q.mode {
             QueryMode::Hybrid => q.top_k.max(HYBRID_CANDIDATES),
             _ => q.top_k,
         };
-        let mut docs: HashMap<String, Document> = HashMap::new();
+        let config = &self.inner.config;
+        let args = vector.as_deref().map(|v| DenseArgs {
+            query: v,
+            depth,
+            ef: q.ef,
+            rescore: config.rescore,
+            exact: q.exact,
+            distance: config.distance,
+        });
+        let mut text_keys = HashSet::new();
 
-        let t = Instant::now();
-        let dense = match &vector {
-            Some(v) => self.dense_search(&st, allowed.as_ref(), q, v, depth)?,
-            None => Vec::new(),
+        // Under the lock: the snapshot, and everything that reads the memtables.
+        let (segments, mem_hits) = {
+            let st = self.inner.state.read();
+            let segments = Arc::clone(&st.segments);
+            let t = Instant::now();
+            let mem_allowed = q
+                .filter
+                .as_ref()
+                .map(|f| dense_query::compile_memtables(&st, f, &mut text_keys));
+            timings.filter += t.elapsed();
+            let hits = match &args {
+                Some(a) => {
+                    let t = Instant::now();
+                    let hits = dense_query::search_memtables(
+                        &st,
+                        mem_allowed.as_ref(),
+                        a,
+                        &mut timings.dense_index,
+                    )?;
+                    timings.dense += t.elapsed();
+                    hits
+                }
+                None => Vec::new(),
+            };
+            (segments, hits)
         };
-        timings.dense = t.elapsed();
+
+        // No lock: the segments of the snapshot.
+        let t = Instant::now();
+        let seg_allowed = q
+            .filter
+            .as_ref()
+            .map(|f| dense_query::compile_segments(&segments, f, &mut text_keys))
+            .transpose()?;
+        timings.filter += t.elapsed();
+        let dense = match &args {
+            Some(a) => {
+                let t = Instant::now();
+                let seg_hits = dense_query::search_segments(
+                    &segments,
+                    seg_allowed.as_ref(),
+                    a,
+                    &mut timings.dense_index,
+                )?;
+                let merged = dense_query::merge(&segments, &seg_hits, &mem_hits, depth);
+                timings.dense += t.elapsed();
+                merged
+            }
+            None => DenseList::default(),
+        };
 
         let t = Instant::now();
-        let sparse = match text {
-            Some(text) => self.sparse_search(&st, allowed.as_ref(), q, text, depth, &mut docs)?,
+        let found = match text {
+            Some(text) => {
+                let filtered = q.filter.is_some().then_some(&text_keys);
+                self.text_hits(filtered, text, depth)?
+            }
             None => Vec::new(),
         };
         timings.sparse = t.elapsed();
 
+        // Text hits become documents under a short lock (ids may live in a memtable).
         let t = Instant::now();
-        let ranked: Vec<(String, f32, Explain)> = match q.mode {
-            QueryMode::Dense => stage(&dense)
-                .into_iter()
-                .map(|(id, s, h)| {
-                    (
-                        id,
-                        s,
-                        Explain {
-                            dense: Some(h),
-                            ..Explain::default()
-                        },
-                    )
-                })
-                .collect(),
-            QueryMode::Sparse => stage(&sparse)
-                .into_iter()
-                .map(|(id, s, h)| {
-                    (
-                        id,
-                        s,
-                        Explain {
-                            sparse: Some(h),
-                            ..Explain::default()
-                        },
-                    )
-                })
-                .collect(),
-            QueryMode::Hybrid => q
-                .fusion
-                .fuse(&dense, &sparse)
-                .map_err(index_err)?
-                .into_iter()
-                .map(|f| {
-                    let e = Explain {
-                        dense: f.dense,
-                        sparse: f.sparse,
-                        fused: Some(f.score),
-                    };
-                    (f.key, f.score, e)
-                })
-                .collect(),
+        let mut docs: HashMap<String, Document> = HashMap::new();
+        let sparse = if found.is_empty() {
+            Vec::new()
+        } else {
+            resolve_text_hits(&self.inner.state.read(), q, found, depth, &mut docs)?
         };
+        timings.sparse += t.elapsed();
+
+        let t = Instant::now();
+        let ranked = rank(q, &dense.ranked, &sparse)?;
         timings.fusion = t.elapsed();
 
         let t = Instant::now();
+        let located: HashMap<&str, At> = dense
+            .ranked
+            .iter()
+            .zip(&dense.at)
+            .map(|((id, _), at)| (id.as_str(), *at))
+            .collect();
+        let ranked: Vec<_> = ranked.into_iter().take(q.top_k).collect();
+        // Memtable documents are read under the lock, once, and only if a hit needs it.
+        let needs_lock = ranked.iter().any(|(id, ..)| {
+            !docs.contains_key(id) && !matches!(located.get(id.as_str()), Some(At::Segment(..)))
+        });
+        let st = needs_lock.then(|| self.inner.state.read());
         let mut hits = Vec::with_capacity(q.top_k);
-        for (id, score, explain) in ranked.into_iter().take(q.top_k) {
-            let doc = match docs.remove(&id) {
-                Some(d) => Some(d),
-                None => visible_doc(&st, &id)?,
+        for (id, score, explain) in ranked {
+            let doc = match (docs.remove(&id), located.get(id.as_str()), &st) {
+                (Some(d), ..) => Some(d),
+                (None, Some(At::Segment(seg, row)), _) => {
+                    let d = segments[*seg].segment().doc(*row)?;
+                    Some(to_document(d.id, d.text, d.metadata_json, d.vector)?)
+                }
+                (None, _, Some(st)) => visible_doc(st, &id)?,
+                (None, _, None) => None,
             };
             if let Some(d) = doc {
                 hits.push(QueryHit {
@@ -241,102 +220,97 @@ impl Collection {
                 });
             }
         }
+        drop(st);
         timings.fetch = t.elapsed();
         Ok(QueryResult { hits, timings })
     }
 
-    /// The `depth` nearest visible, allowed documents over every segment and memtable.
-    fn dense_search(
+    /// BM25 hits for `text`, a little deeper than `depth` for the hits that resolve to
+    /// nothing (deleted since the last commit); `keys` restricts them to a filter.
+    fn text_hits(
         &self,
-        st: &State,
-        allowed: Option<&Allowed>,
-        q: &Query,
-        vector: &[f32],
-        depth: usize,
-    ) -> Result<Vec<(String, f32)>> {
-        let config = &self.inner.config;
-        let mut args = SearchArgs {
-            query: vector,
-            k: depth,
-            ef: q.ef,
-            rescore: config.rescore,
-            allowed: None,
-        };
-        let mut out: Vec<(String, f32)> = Vec::new();
-        for (i, seg) in st.segments.iter().enumerate() {
-            let set = allowed.map(|a| &a.segments[i]);
-            args.allowed = Some(set.map_or(seg.live_count(), RowSet::len));
-            let filter =
-                |row: u64| !seg.is_deleted(row as usize) && set.is_none_or(|s| s.contains(row));
-            let s = seg.segment();
-            let hits = seg
-                .graph()
-                .search(&args, &filter, &SegmentVectors(s), s.len() as u64)?;
-            out.extend(
-                hits.iter()
-                    .map(|h| (s.id_of(h.row as usize).to_string(), h.score)),
-            );
-        }
-        let mut mem = |m: &Memtable,
-                       set: Option<&RowSet>,
-                       shadowed: &(dyn Fn(&str) -> bool + Sync)| {
-            let Some(graph) = m.graph() else {
-                return Ok(());
-            };
-            let filter = |seq: u64| {
-                set.is_none_or(|s| s.contains(seq))
-                    && m.current(seq).is_some_and(|(id, _)| !shadowed(id))
-            };
-            args.allowed = Some(set.map_or(m.live(), RowSet::len));
-            let hits: Vec<RowHit> = VecIndex::search(graph, &args, &filter, m, m.writes() as u64)?;
-            for h in hits {
-                if let Some((id, _)) = m.current(h.row) {
-                    out.push((id.to_string(), h.score));
-                }
-            }
-            Ok::<(), EngineError>(())
-        };
-        mem(&st.active, allowed.map(|a| &a.active), &|_| false)?;
-        if let Some(f) = &st.frozen {
-            mem(f, allowed.map(|a| &a.frozen), &|id| st.active.contains(id))?;
-        }
-        Ok(rank(out, depth))
-    }
-
-    /// The `depth` best BM25 hits that resolve to visible, allowed documents; the
-    /// documents read on the way are kept in `docs` for the fetch stage.
-    fn sparse_search(
-        &self,
-        st: &State,
-        allowed: Option<&Allowed>,
-        q: &Query,
+        keys: Option<&HashSet<u64>>,
         text: &str,
         depth: usize,
-        docs: &mut HashMap<String, Document>,
-    ) -> Result<Vec<(String, f32)>> {
-        let key_filter = allowed.map(|a| move |key: u64| a.text_keys.contains(&key));
+    ) -> Result<Vec<quiver_index::TextHit>> {
+        let key_filter = keys.map(|k| move |key: u64| k.contains(&key));
         let filter: Option<&dyn RowFilter> = key_filter.as_ref().map(|f| f as &dyn RowFilter);
-        // A little extra for hits dropped below (deleted since the last commit).
         let want = depth.saturating_add(depth / 4).saturating_add(8);
-        let found = self
-            .inner
+        self.inner
             .text
             .search(text, want, filter)
-            .map_err(index_err)?;
-        let mut out = Vec::with_capacity(depth);
-        for hit in found {
-            if out.len() == depth {
-                break;
-            }
-            let Some(doc) = visible_doc(st, &hit.id)? else {
-                continue;
-            };
-            if q.filter.as_ref().is_some_and(|f| !f.matches(&doc.metadata)) {
-                continue;
-            }
-            out.push((hit.id.clone(), hit.score));
-            docs.insert(hit.id, doc);
-        }
-        Ok(out)
+            .map_err(index_err)
     }
+}
+
+/// The `depth` best text hits that resolve to visible, allowed documents; the
+/// documents read on the way are kept in `docs` for the fetch stage.
+fn resolve_text_hits(
+    st: &State,
+    q: &Query,
+    found: Vec<quiver_index::TextHit>,
+    depth: usize,
+    docs: &mut HashMap<String, Document>,
+) -> Result<Vec<(String, f32)>> {
+    let mut out = Vec::with_capacity(depth.min(found.len()));
+    for hit in found {
+        if out.len() == depth {
+            break;
+        }
+        let Some(doc) = visible_doc(st, &hit.id)? else {
+            continue;
+        };
+        if q.filter.as_ref().is_some_and(|f| !f.matches(&doc.metadata)) {
+            continue;
+        }
+        out.push((hit.id.clone(), hit.score));
+        docs.insert(hit.id, doc);
+    }
+    Ok(out)
+}
+
+/// The final list of the query's mode, best first, with each hit's explanation.
+fn rank(
+    q: &Query,
+    dense: &[(String, f32)],
+    sparse: &[(String, f32)],
+) -> Result<Vec<(String, f32, Explain)>> {
+    let single = |list: &[(String, f32)], is_dense: bool| {
+        stage(list)
+            .into_iter()
+            .map(|(id, s, h)| {
+                let e = if is_dense {
+                    Explain {
+                        dense: Some(h),
+                        ..Explain::default()
+                    }
+                } else {
+                    Explain {
+                        sparse: Some(h),
+                        ..Explain::default()
+                    }
+                };
+                (id, s, e)
+            })
+            .collect()
+    };
+    Ok(match q.mode {
+        QueryMode::Dense => single(dense, true),
+        QueryMode::Sparse => single(sparse, false),
+        QueryMode::Hybrid => q
+            .fusion
+            .fuse(dense, sparse)
+            .map_err(index_err)?
+            .into_iter()
+            .map(|f| {
+                let e = Explain {
+                    dense: f.dense,
+                    sparse: f.sparse,
+                    fused: Some(f.score),
+                    rerank: None,
+                };
+                (f.key, f.score, e)
+            })
+            .collect(),
+    })
 }

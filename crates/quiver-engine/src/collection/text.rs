@@ -120,7 +120,7 @@ pub(super) fn rebuild(text: &TextIndex, st: &State) -> Result<usize> {
             n += 1;
         }
     }
-    for seg in &st.segments {
+    for seg in st.segments.iter() {
         for row in seg.live_rows() {
             let d = seg.segment().doc(row)?;
             apply(text, d.id, Some(d.text));

@@ -150,7 +150,7 @@ pub(super) struct Applied {
 
 /// Marks every segment row of `id` deleted: the memtable now holds a newer write.
 fn supersede(st: &State, id: &str) {
-    for seg in &st.segments {
+    for seg in st.segments.iter() {
         if let Some(row) = seg.segment().find(id) {
             seg.mark_deleted(row);
         }

@@ -1,21 +1,21 @@
 //! `POST /collections/{name}/query`.
 //!
-//! The whole request shape is validated first ([`plan`]): mode, top_k, ef, filter
-//! (depth, then syntax), fusion and rerank settings. Then, against the collection:
-//! text without a vector is embedded for dense and hybrid search (instruction: the
-//! request's `task`, else the collection's, else the default), the engine searches, and
-//! with `rerank` the fused top `candidates` are rescored by the collection's reranker.
+//! The route converts: it enforces the server's limits and parses the request into the
+//! engine's [`SearchRequest`] ([`plan`]: top_k, ef, sizes, filter depth then syntax,
+//! fusion, rerank settings, then the request's own consistency), before the collection
+//! is looked up. [`QueryPipeline`] does the rest (mode, query embedding, search,
+//! rerank); the answer is converted back with its timings.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::Json;
-use quiver_core::CollectionConfig;
 use quiver_core::Filter;
-use quiver_embed::ModelRegistry;
-use quiver_engine::models::{embed_query, rerank, RerankedHit};
-use quiver_engine::{Explain, Fusion, Query, QueryMode, StageHit, DEFAULT_RRF_K};
+use quiver_engine::{
+    Explain, Fusion, QueryMode, QueryPipeline, RerankRequest, SearchRequest, StageHit,
+    DEFAULT_RERANK_CANDIDATES, DEFAULT_RRF_K,
+};
 
 use crate::app::AppState;
 use crate::config::LimitsConfig;
@@ -32,27 +32,6 @@ use crate::routes::collections::MAX_TASK_BYTES;
 pub const DEFAULT_TOP_K: usize = 10;
 /// Default weight of the dense list in weighted fusion.
 pub const DEFAULT_ALPHA: f32 = 0.5;
-/// Fused candidates the reranker scores when the request names no number.
-pub const DEFAULT_RERANK_CANDIDATES: usize = 50;
-
-/// Reranking asked for by a query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RerankPlan {
-    /// Fused candidates to score.
-    pub candidates: usize,
-    pub instruction: Option<String>,
-}
-
-/// A validated query: what the engine runs, plus the model steps around it.
-#[derive(Debug)]
-pub struct Plan {
-    pub query: Query,
-    /// Text alone with no `mode`: hybrid if the collection embeds, else sparse.
-    pub auto_mode: bool,
-    /// Instruction for embedding the query text.
-    pub task: Option<String>,
-    pub rerank: Option<RerankPlan>,
-}
 
 fn check_sizes(req: &QueryRequest, limits: &LimitsConfig) -> Result<usize, ApiError> {
     let max_top_k = limits.max_top_k.min(quiver_engine::MAX_TOP_K);
@@ -142,8 +121,8 @@ fn fusion(req: &QueryRequest) -> Result<Fusion, ApiError> {
 fn rerank_requested(
     req: &QueryRequest,
     limits: &LimitsConfig,
-) -> Result<Option<RerankPlan>, ApiError> {
-    let default = RerankPlan {
+) -> Result<Option<RerankRequest>, ApiError> {
+    let default = RerankRequest {
         candidates: DEFAULT_RERANK_CANDIDATES.min(limits.max_top_k),
         instruction: None,
     };
@@ -167,7 +146,7 @@ fn rerank_requested(
             if o.enabled == Some(false) {
                 return Ok(None);
             }
-            Ok(Some(RerankPlan {
+            Ok(Some(RerankRequest {
                 candidates: o.candidates.unwrap_or(default.candidates),
                 instruction: o.instruction.clone(),
             }))
@@ -175,164 +154,49 @@ fn rerank_requested(
     }
 }
 
-/// Validates every field, then decides what can run. A vector alone runs dense; text
-/// and a vector run hybrid; text alone is settled against the collection
-/// ([`Plan::auto_mode`]), unless `mode` says otherwise.
-pub fn plan(req: QueryRequest, limits: &LimitsConfig) -> Result<Plan, ApiError> {
+/// Validates every field against the server's limits and converts the request. The
+/// engine's own checks of the request ([`SearchRequest::validate`]) run here too, so a
+/// malformed query is refused before the collection is looked up.
+///
+/// The API has always reranked every hit it returns: a `top_k` above the candidate
+/// count raises the candidates to `top_k`.
+pub fn plan(req: QueryRequest, limits: &LimitsConfig) -> Result<SearchRequest, ApiError> {
     let top_k = check_sizes(&req, limits)?;
     let filter = parse_filter(&req, limits)?;
     let fusion = fusion(&req)?;
-    let rerank = rerank_requested(&req, limits)?;
-    let mode = match (req.mode, &req.vector, &req.text) {
-        (Some(ModeDto::Dense), ..) => QueryMode::Dense,
-        (Some(ModeDto::Sparse), ..) => QueryMode::Sparse,
-        (Some(ModeDto::Hybrid), ..) => QueryMode::Hybrid,
-        (None, Some(_), Some(_)) => QueryMode::Hybrid,
-        (None, Some(_), None) => QueryMode::Dense,
-        (None, None, Some(_)) => QueryMode::Sparse,
-        (None, None, None) => return Err(ApiError::bad_request("a query needs text or a vector")),
-    };
-    let no_text = req.text.as_deref().is_none_or(|t| t.trim().is_empty());
-    if mode != QueryMode::Dense && no_text {
-        return Err(ApiError::bad_request(
-            "sparse and hybrid queries need a non-empty text",
-        ));
-    }
-    if mode == QueryMode::Dense && req.vector.is_none() && no_text {
-        return Err(ApiError::bad_request(
-            "a dense query needs a vector or a non-empty text",
-        ));
-    }
-    Ok(Plan {
-        auto_mode: req.mode.is_none() && req.vector.is_none(),
+    let rerank = rerank_requested(&req, limits)?.map(|r| RerankRequest {
+        candidates: r.candidates.max(top_k),
+        ..r
+    });
+    let search = SearchRequest {
+        mode: req.mode.map(|m| match m {
+            ModeDto::Dense => QueryMode::Dense,
+            ModeDto::Sparse => QueryMode::Sparse,
+            ModeDto::Hybrid => QueryMode::Hybrid,
+        }),
+        vector: req.vector,
+        text: req.text,
+        top_k,
+        filter,
+        fusion,
+        ef: req.ef,
+        exact: req.exact,
+        explain: req.explain,
         task: req.task,
         rerank,
-        query: Query {
-            mode,
-            vector: req.vector,
-            text: req.text,
-            top_k,
-            filter,
-            fusion,
-            ef: req.ef,
-            explain: req.explain,
-        },
-    })
+    };
+    search.validate()?;
+    Ok(search)
 }
 
-/// Embeds the query text when the mode needs a vector and none was sent. Checks the
-/// collection's models before any of them runs.
-fn prepare(
-    plan: &mut Plan,
-    config: &CollectionConfig,
-    models: &ModelRegistry,
-) -> Result<(), ApiError> {
-    if plan.rerank.is_some() && config.reranker_model.is_none() {
-        return Err(ApiError::unprocessable(
-            "rerank needs a reranker_model on the collection; this collection has none",
-        ));
-    }
-    if plan.rerank.is_some()
-        && plan
-            .query
-            .text
-            .as_deref()
-            .is_none_or(|t| t.trim().is_empty())
-    {
-        return Err(ApiError::bad_request("rerank needs the query text"));
-    }
-    let q = &mut plan.query;
-    if plan.auto_mode && config.embedding_model.is_some() {
-        q.mode = QueryMode::Hybrid;
-    }
-    if q.mode == QueryMode::Sparse || q.vector.is_some() {
-        return Ok(());
-    }
-    if config.embedding_model.is_none() {
-        return Err(ApiError::unprocessable(format!(
-            "{:?} search needs a query vector: this collection has no embedding_model; \
-             send a vector, or use mode \"sparse\"",
-            q.mode
-        )));
-    }
-    let text = q.text.as_deref().unwrap_or_default();
-    q.vector = Some(embed_query(models, config, text, plan.task.as_deref())?);
-    Ok(())
-}
-
-/// What [`run`] found, with the time of the model steps.
-struct Answer {
-    hits: Vec<QueryHit>,
-    engine: quiver_engine::QueryTimings,
-    embed: Duration,
-    rerank: Duration,
-}
-
-fn hit_out(h: quiver_engine::QueryHit, rerank: Option<RerankOut>) -> QueryHit {
-    let explain = h.explain.map(explain).map(|mut e| {
-        e.rerank = rerank;
-        e
-    });
+fn hit_out(h: quiver_engine::QueryHit) -> QueryHit {
     QueryHit {
         id: h.id,
-        score: rerank.map_or(h.score, |r| r.score),
+        score: h.score,
         text: h.text,
         metadata: h.metadata,
-        explain,
+        explain: h.explain.map(explain),
     }
-}
-
-/// Embeds, searches and reranks one query against collection `c`.
-fn run(
-    mut plan: Plan,
-    c: &quiver_engine::Collection,
-    models: &ModelRegistry,
-) -> Result<Answer, ApiError> {
-    let t0 = Instant::now();
-    prepare(&mut plan, c.config(), models)?;
-    let embed = t0.elapsed();
-    let top_k = plan.query.top_k;
-    if let Some(r) = &plan.rerank {
-        plan.query.top_k = top_k.max(r.candidates);
-    }
-    let result = c.query(&plan.query)?;
-    let t1 = Instant::now();
-    let hits = match (&plan.rerank, &c.config().reranker_model) {
-        (Some(r), Some(model)) => {
-            let text = plan.query.text.as_deref().unwrap_or_default();
-            let reranked = rerank(
-                models,
-                model,
-                text,
-                r.instruction.as_deref(),
-                result.hits,
-                top_k,
-            )?;
-            reranked
-                .into_iter()
-                .map(
-                    |RerankedHit {
-                         hit,
-                         score,
-                         rank_before,
-                     }| {
-                        hit_out(hit, Some(RerankOut { score, rank_before }))
-                    },
-                )
-                .collect()
-        }
-        _ => result.hits.into_iter().map(|h| hit_out(h, None)).collect(),
-    };
-    Ok(Answer {
-        hits,
-        engine: result.timings,
-        embed,
-        rerank: if plan.rerank.is_some() {
-            t1.elapsed()
-        } else {
-            Duration::ZERO
-        },
-    })
 }
 
 fn stage(s: Option<StageHit>) -> Option<StageOut> {
@@ -347,7 +211,10 @@ fn explain(e: Explain) -> ExplainOut {
         dense: stage(e.dense),
         sparse: stage(e.sparse),
         fused: e.fused,
-        rerank: None,
+        rerank: e.rerank.map(|r| RerankOut {
+            score: r.score,
+            rank_before: r.rank_before,
+        }),
     }
 }
 
@@ -367,24 +234,27 @@ pub async fn query(
     JsonBody(req): JsonBody<QueryRequest>,
 ) -> Result<Json<QueryResponse>, ApiError> {
     let start = Instant::now();
-    let p = plan(req, &state.limits)?;
+    let search = plan(req, &state.limits)?;
     let models = state.models.clone();
     let answer = state
-        .with_collection(&name, move |c| run(p, c, &models))
+        .with_collection(&name, move |c| {
+            Ok(QueryPipeline::new(&models).run(c, &search)?)
+        })
         .await?;
-    let t = answer.engine;
+    let t = answer.timings;
     let timings_ms = BTreeMap::from([
-        ("embed".to_string(), ms(answer.embed)),
-        ("filter".to_string(), ms(t.filter)),
-        ("dense".to_string(), ms(t.dense)),
-        ("sparse".to_string(), ms(t.sparse)),
-        ("fusion".to_string(), ms(t.fusion)),
-        ("fetch".to_string(), ms(t.fetch)),
-        ("rerank".to_string(), ms(answer.rerank)),
+        ("embed".to_string(), ms(t.embed)),
+        ("filter".to_string(), ms(t.engine.filter)),
+        ("dense".to_string(), ms(t.engine.dense)),
+        ("dense_index".to_string(), ms(t.engine.dense_index)),
+        ("sparse".to_string(), ms(t.engine.sparse)),
+        ("fusion".to_string(), ms(t.engine.fusion)),
+        ("fetch".to_string(), ms(t.engine.fetch)),
+        ("rerank".to_string(), ms(t.rerank)),
         ("total".to_string(), ms(start.elapsed())),
     ]);
     Ok(Json(QueryResponse {
-        hits: answer.hits,
+        hits: answer.hits.into_iter().map(hit_out).collect(),
         timings_ms,
     }))
 }
@@ -408,16 +278,13 @@ mod tests {
             ..LimitsConfig::default()
         };
         let p = plan(req(json!({"vector": [1.0, 0.0], "top_k": 3})), &limits).unwrap();
-        assert_eq!((p.query.top_k, p.query.mode), (3, QueryMode::Dense));
-        let p = plan(req(json!({"text": "hi"})), &limits).unwrap();
-        assert_eq!((p.query.mode, p.auto_mode), (QueryMode::Sparse, true));
-        let p = plan(req(json!({"text": "hi", "vector": [1.0]})), &limits).unwrap();
-        assert_eq!((p.query.mode, p.auto_mode), (QueryMode::Hybrid, false));
+        assert_eq!((p.top_k, p.mode, p.exact), (3, None, false));
+        let p = plan(req(json!({"text": "hi", "mode": "sparse"})), &limits).unwrap();
+        assert_eq!(p.mode, Some(QueryMode::Sparse));
+        let p = plan(req(json!({"vector": [1.0], "exact": true})), &limits).unwrap();
+        assert!(p.exact);
         assert_eq!(
-            plan(req(json!({"vector": [1.0]})), &limits)
-                .unwrap()
-                .query
-                .top_k,
+            plan(req(json!({"vector": [1.0]})), &limits).unwrap().top_k,
             10
         );
         let p = plan(req(json!({"text": "hi", "rerank": true})), &limits).unwrap();
@@ -426,11 +293,15 @@ mod tests {
         let p = plan(req(json!({"text": "hi", "rerank": r})), &limits).unwrap();
         assert_eq!(
             p.rerank,
-            Some(RerankPlan {
-                candidates: 7,
+            Some(RerankRequest {
+                candidates: 10,
                 instruction: Some("find".into())
-            })
+            }),
+            "every returned hit is reranked: candidates rise to top_k"
         );
+        let r = json!({"candidates": 7});
+        let p = plan(req(json!({"text": "hi", "top_k": 3, "rerank": r})), &limits).unwrap();
+        assert_eq!(p.rerank.unwrap().candidates, 7);
         let off = json!({"text": "hi", "rerank": {"enabled": false}});
         assert_eq!(plan(req(off), &limits).unwrap().rerank, None);
         let status = |v| plan(req(v), &limits).unwrap_err().status.as_u16();
