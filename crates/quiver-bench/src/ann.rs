@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use crate::beir::Dataset;
 use crate::machine;
 use crate::metrics::{overlap_recall, percentile_ms};
-use crate::peers::Peers;
+use crate::peers::{HnswSweep, Peers};
 use crate::report::{fmt_num, table, Comparison, Report};
 use crate::svg::{recall_qps, Series};
 use crate::vectors::{clustered, Vectors};
@@ -433,23 +433,14 @@ fn run_peers(
     truth: &[Vec<u64>],
     opts: &AnnOptions,
 ) -> Result<(Value, Vec<PeerSweep>)> {
-    let work = tempfile::tempdir().map_err(|e| BenchError::io(Path::new("temp dir"), e))?;
-    base.write_npy(&work.path().join("base.npy"))?;
-    queries.write_npy(&work.path().join("queries.npy"))?;
-    let efs: Vec<String> = opts.efs.iter().map(ToString::to_string).collect();
-    let args = vec![
-        "--m".into(),
-        opts.m.to_string(),
-        "--ef-construction".into(),
-        opts.ef_construction.to_string(),
-        "--efs".into(),
-        efs.join(","),
-        "--k".into(),
-        K.to_string(),
-        "--threads".into(),
-        opts.threads.to_string(),
-    ];
-    let mut answer = peers.run("ann", work.path(), &args)?;
+    let sweep = HnswSweep {
+        m: opts.m,
+        ef_construction: opts.ef_construction,
+        efs: &opts.efs,
+        k: K,
+    };
+    let extra = ["--threads".to_string(), opts.threads.to_string()];
+    let mut answer = peers.run_vectors("ann", base, queries, sweep, &extra)?;
     let mut out = Vec::new();
     for name in ["hnswlib", "faiss"] {
         let Some(sys) = answer.get_mut(name) else {

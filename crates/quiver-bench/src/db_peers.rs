@@ -12,15 +12,13 @@
 //! docs_per_s, disk_bytes, disk_bytes_per_vector, rss_bytes, sweep: [{ef, recall_at_10,
 //! qps_1c, p50_ms, p99_ms}]}}` for `chroma` and `lancedb`.
 
-use std::path::Path;
-
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::ann::TARGET_RECALL;
 use crate::db::{best_at_target, DbOptions, K};
 use crate::metrics::overlap_recall;
-use crate::peers::Peers;
+use crate::peers::{HnswSweep, Peers};
 use crate::report::{fmt_num, table, Comparison};
 use crate::vectors::Vectors;
 use crate::{BenchError, Result};
@@ -136,23 +134,14 @@ pub fn run(
     truth: &[Vec<u64>],
     opts: &DbOptions,
 ) -> Result<(Value, Vec<PeerRun>)> {
-    let work = tempfile::tempdir().map_err(|e| BenchError::io(Path::new("temp dir"), e))?;
-    base.write_npy(&work.path().join("base.npy"))?;
-    queries.write_npy(&work.path().join("queries.npy"))?;
-    let efs: Vec<String> = opts.efs.iter().map(ToString::to_string).collect();
-    let args = vec![
-        "--m".into(),
-        opts.m.to_string(),
-        "--ef-construction".into(),
-        opts.ef_construction.to_string(),
-        "--efs".into(),
-        efs.join(","),
-        "--k".into(),
-        K.to_string(),
-        "--batch".into(),
-        opts.batch.to_string(),
-    ];
-    let mut answer = peers.run("db", work.path(), &args)?;
+    let sweep = HnswSweep {
+        m: opts.m,
+        ef_construction: opts.ef_construction,
+        efs: &opts.efs,
+        k: K,
+    };
+    let extra = ["--batch".to_string(), opts.batch.to_string()];
+    let mut answer = peers.run_vectors("db", base, queries, sweep, &extra)?;
     let runs = NAMES
         .iter()
         .map(|name| read_peer(name, &mut answer, truth, base.len()))

@@ -59,6 +59,45 @@ impl Peers {
     }
 }
 
+/// The HNSW settings a vector peer (`ann`, `db`) builds and sweeps with.
+#[derive(Debug, Clone, Copy)]
+pub struct HnswSweep<'a> {
+    pub m: usize,
+    pub ef_construction: usize,
+    pub efs: &'a [usize],
+    pub k: usize,
+}
+
+impl Peers {
+    /// Runs a vector peer on `base` and `queries` (written as `.npy` into a scratch
+    /// directory) with `sweep`'s settings followed by `extra` arguments.
+    pub fn run_vectors(
+        &self,
+        bench: &str,
+        base: &crate::vectors::Vectors,
+        queries: &crate::vectors::Vectors,
+        sweep: HnswSweep<'_>,
+        extra: &[String],
+    ) -> Result<Value> {
+        let work = tempfile::tempdir().map_err(|e| BenchError::io(Path::new("temp dir"), e))?;
+        base.write_npy(&work.path().join("base.npy"))?;
+        queries.write_npy(&work.path().join("queries.npy"))?;
+        let efs: Vec<String> = sweep.efs.iter().map(ToString::to_string).collect();
+        let mut args = vec![
+            "--m".into(),
+            sweep.m.to_string(),
+            "--ef-construction".into(),
+            sweep.ef_construction.to_string(),
+            "--efs".into(),
+            efs.join(","),
+            "--k".into(),
+            sweep.k.to_string(),
+        ];
+        args.extend_from_slice(extra);
+        self.run(bench, work.path(), &args)
+    }
+}
+
 /// Writes `(id, text)` pairs as JSONL for the peer.
 pub fn write_entries(path: &Path, entries: &[crate::beir::Entry]) -> Result<()> {
     let mut out = String::new();
