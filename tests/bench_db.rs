@@ -36,6 +36,9 @@ fn quick_db_bench_ingests_everything_and_reaches_high_recall() {
     assert_eq!(r["queries"], 100);
     assert_eq!(r["ingest"]["documents"], 3000);
     assert!(r["ingest"]["docs_per_s"].as_f64().unwrap() > 0.0);
+    // The bench flushes after ingest: everything is in sealed segments, none in memory.
+    assert_eq!(r["memtable_entries"], 0, "{r}");
+    assert!(r["segments"].as_u64().unwrap() >= 1, "{r}");
 
     let sweep = r["sweep"].as_array().unwrap();
     let efs: Vec<u64> = sweep.iter().map(|p| p["ef"].as_u64().unwrap()).collect();

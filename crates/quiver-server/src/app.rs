@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
             get(documents::get).delete(documents::delete),
         )
         .route("/collections/{name}/query", post(query::query))
+        .route("/collections/{name}/flush", post(collections::flush))
         .route(
             "/collections/{name}/snapshots",
             post(routes::snapshots::create).get(routes::snapshots::list),

@@ -180,6 +180,13 @@ pub struct Deleted {
     pub deleted: bool,
 }
 
+/// Body of `POST /collections/{name}/flush`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Flushed {
+    /// Whether the in-memory segment held anything and was sealed.
+    pub sealed: bool,
+}
+
 /// A document as posted.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -19,6 +19,7 @@ use crate::routes::{collections, documents, health, models, query, snapshots};
         collections::create,
         collections::get,
         collections::delete,
+        collections::flush,
         documents::upsert,
         documents::get,
         documents::delete,
