@@ -50,7 +50,8 @@ impl Isa {
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 out.push(Isa::Avx2);
             }
-            if is_x86_feature_detected!("avx512f") {
+            // The AVX-512 level also runs AVX2 kernels (the code kernels), so it needs both.
+            if is_x86_feature_detected!("avx512f") && out.contains(&Isa::Avx2) {
                 out.push(Isa::Avx512);
             }
         }
@@ -86,6 +87,40 @@ impl Isa {
             // SAFETY: as in `dot`.
             Isa::Avx512 => unsafe { x86::l2sq_avx512(a, b) },
             _ => l2sq_portable(a, b),
+        }
+    }
+
+    /// `Σ q[i] · c[i]`: the inner product of `q` with a row of 8-bit codes.
+    #[inline]
+    pub fn dot_u8(self, q: &[f32], c: &[u8]) -> f32 {
+        let n = q.len().min(c.len());
+        let (q, c) = (&q[..n], &c[..n]);
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: both levels are only produced when the processor has AVX2 and FMA
+            // (AVX-512 hosts have both); the AVX2 kernel serves both, since code rows are
+            // a quarter of a vector's bytes and the time goes to loading them.
+            Isa::Avx2 | Isa::Avx512 => unsafe { x86::dot_u8_avx2(q, c) },
+            _ => q.iter().zip(c).map(|(x, &y)| x * f32::from(y)).sum(),
+        }
+    }
+
+    /// `Σ w[i] · (t[i] − c[i])²`: a weighted squared distance from `t` to a row of
+    /// 8-bit codes.
+    #[inline]
+    pub fn wl2_u8(self, t: &[f32], w: &[f32], c: &[u8]) -> f32 {
+        let n = t.len().min(w.len()).min(c.len());
+        let (t, w, c) = (&t[..n], &w[..n], &c[..n]);
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in `dot_u8`.
+            Isa::Avx2 | Isa::Avx512 => unsafe { x86::wl2_u8_avx2(t, w, c) },
+            _ => t
+                .iter()
+                .zip(w)
+                .zip(c)
+                .map(|((x, w), &y)| w * (x - f32::from(y)) * (x - f32::from(y)))
+                .sum(),
         }
     }
 }
@@ -231,6 +266,82 @@ mod x86 {
         hsum256(sum) + tail
     }
 
+    /// Eight codes from `p`, widened to floats.
+    ///
+    /// # Safety
+    /// AVX2; `p` must point at 8 readable bytes.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn codes8(p: *const u8) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable bytes.
+        let b = unsafe { _mm_loadl_epi64(p.cast::<__m128i>()) };
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b))
+    }
+
+    /// # Safety
+    /// The processor must support AVX2 and FMA; `q.len() == c.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_u8_avx2(q: &[f32], c: &[u8]) -> f32 {
+        let n = q.len();
+        let (pq, pc) = (q.as_ptr(), c.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        // SAFETY (all loads below): `i + 8 * lanes <= n` before each load, and both
+        // slices hold `n` items.
+        while i + 32 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let x = unsafe { _mm256_loadu_ps(pq.add(i + 8 * j)) };
+                let y = unsafe { codes8(pc.add(i + 8 * j)) };
+                *acc = _mm256_fmadd_ps(x, y, *acc);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            let x = unsafe { _mm256_loadu_ps(pq.add(i)) };
+            let y = unsafe { codes8(pc.add(i)) };
+            acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+            i += 8;
+        }
+        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let tail: f32 = q[i..]
+            .iter()
+            .zip(&c[i..])
+            .map(|(x, &y)| x * f32::from(y))
+            .sum();
+        hsum256(sum) + tail
+    }
+
+    /// # Safety
+    /// The processor must support AVX2 and FMA; `t`, `w` and `c` equally long.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn wl2_u8_avx2(t: &[f32], w: &[f32], c: &[u8]) -> f32 {
+        let n = t.len();
+        let (pt, pw, pc) = (t.as_ptr(), w.as_ptr(), c.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut i = 0;
+        // SAFETY (all loads below): as in `dot_u8_avx2`.
+        while i + 16 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let x = unsafe { _mm256_loadu_ps(pt.add(i + 8 * j)) };
+                let k = unsafe { _mm256_loadu_ps(pw.add(i + 8 * j)) };
+                let d = _mm256_sub_ps(x, unsafe { codes8(pc.add(i + 8 * j)) });
+                *acc = _mm256_fmadd_ps(_mm256_mul_ps(d, k), d, *acc);
+            }
+            i += 16;
+        }
+        while i + 8 <= n {
+            let x = unsafe { _mm256_loadu_ps(pt.add(i)) };
+            let k = unsafe { _mm256_loadu_ps(pw.add(i)) };
+            let d = _mm256_sub_ps(x, unsafe { codes8(pc.add(i)) });
+            acc[0] = _mm256_fmadd_ps(_mm256_mul_ps(d, k), d, acc[0]);
+            i += 8;
+        }
+        let sum = _mm256_add_ps(acc[0], acc[1]);
+        let tail: f32 = (i..n)
+            .map(|j| w[j] * (t[j] - f32::from(c[j])) * (t[j] - f32::from(c[j])))
+            .sum();
+        hsum256(sum) + tail
+    }
+
     /// Mask of the `rest` (< 16) lowest lanes.
     fn tail_mask(rest: usize) -> __mmask16 {
         ((1u32 << rest) - 1) as __mmask16
@@ -352,6 +463,40 @@ mod tests {
                 assert!(
                     (got - want_l2).abs() <= tol,
                     "{isa:?} l2 n={n}: {got} vs {want_l2}"
+                );
+            }
+        }
+    }
+
+    /// The code kernels agree with plain sums at every tail shape and model widths.
+    #[test]
+    fn every_code_kernel_matches_plain_sums() {
+        let lens: Vec<usize> = (0..=70).chain([128, 384, 1031]).collect();
+        for n in lens {
+            let q: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+                .collect();
+            let w: Vec<f32> = (0..n).map(|i| (i % 5) as f32 / 4.0).collect();
+            let c: Vec<u8> = (0..n).map(|i| (i * 91 % 256) as u8).collect();
+            let want_dot: f64 = q
+                .iter()
+                .zip(&c)
+                .map(|(x, &y)| f64::from(*x) * f64::from(y))
+                .sum();
+            let want_l2: f64 = (0..n)
+                .map(|i| f64::from(w[i]) * (f64::from(q[i]) - f64::from(c[i])).powi(2))
+                .sum();
+            for isa in Isa::available() {
+                let tol = 1e-4 * (1.0 + want_dot.abs() + want_l2.abs());
+                let got = f64::from(isa.dot_u8(&q, &c));
+                assert!(
+                    (got - want_dot).abs() <= tol,
+                    "{isa:?} dot_u8 n={n}: {got} vs {want_dot}"
+                );
+                let got = f64::from(isa.wl2_u8(&q, &w, &c));
+                assert!(
+                    (got - want_l2).abs() <= tol,
+                    "{isa:?} wl2_u8 n={n}: {got} vs {want_l2}"
                 );
             }
         }
