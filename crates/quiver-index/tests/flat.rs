@@ -1,6 +1,7 @@
 //! The flat graph against hnsw_rs's own search over the very same graph: equal or better
 //! recall at equal `ef`, with deleted rows and filters, for every distance and for a
-//! Matryoshka prefix; plus its file: round trip and refusal of damage anywhere.
+//! Matryoshka prefix, compared as floats and (128 dimensions and up) through codes; plus
+//! its file: round trip and refusal of damage anywhere.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -69,6 +70,7 @@ fn compare(distance: Distance, data: &[Vec<f32>], queries: &[Vec<f32>], m: usize
     let rows = VectorRows::new(&stored, data[0].len());
     let flat = FlatGraph::export(&index, rows).unwrap();
     assert_eq!((flat.len(), flat.dim()), (data.len(), data[0].len()));
+    assert_eq!(flat.has_codes(), data[0].len() >= 128);
     for (name, filter) in filters() {
         let filter = filter.as_deref();
         for ef in [10, 24, 64] {
@@ -106,10 +108,10 @@ fn cosine_recall_matches_hnsw_rs() {
     compare(Distance::Cosine, &data, &queries, 12);
 }
 
-#[test]
-fn l2_and_dot_recall_match_hnsw_rs() {
-    // Unnormalized rows of varied length, so L2 and dot rank differently from cosine.
-    let (mut data, queries) = clustered(12, 4_000, 200, 33, 30, 0.8, |_| 1.0);
+/// L2 and dot over unnormalized rows of varied length, so they rank differently from
+/// cosine.
+fn compare_l2_and_dot(seed: u64, n: usize, queries: usize, dim: usize) {
+    let (mut data, queries) = clustered(seed, n, queries, dim, 30, 0.8, |_| 1.0);
     for (i, v) in data.iter_mut().enumerate() {
         let s = 0.5 + (i % 7) as f32 * 0.25;
         v.iter_mut().for_each(|x| *x *= s);
@@ -119,40 +121,61 @@ fn l2_and_dot_recall_match_hnsw_rs() {
 }
 
 #[test]
+fn l2_and_dot_recall_match_hnsw_rs() {
+    compare_l2_and_dot(12, 4_000, 200, 33);
+}
+
+#[test]
+fn coded_graphs_match_hnsw_rs_recall() {
+    // 128 dimensions and up: the walk compares 8-bit codes, then rescores exactly.
+    let (data, queries) = clustered(15, 4_000, 300, 160, 30, 0.7, |_| 1.0);
+    compare(Distance::Cosine, &data, &queries, 12);
+    compare_l2_and_dot(16, 3_000, 300, 131);
+}
+
+#[test]
 fn matryoshka_prefix_scores_are_prefix_cosines() {
-    let (full, queries) = clustered(13, 3_000, 50, 48, 20, 0.6, |i| 1.0 / (1.0 + i as f32 / 8.0));
-    let index = MatryoshkaIndex::new(48, 16, Distance::Cosine, params(8), full.len()).unwrap();
-    let rows: Vec<(u64, &[f32])> = full
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (i as u64, v.as_slice()))
-        .collect();
-    index.insert_batch(&rows).unwrap();
-    let stored = flatten(&full);
-    let flat = FlatGraph::export(index.graph(), VectorRows::new(&stored, 48)).unwrap();
-    assert_eq!((flat.dim(), flat.stride()), (16, 48));
-    let prefixes: Vec<Vec<f32>> = full
-        .iter()
-        .map(|v| {
-            let mut p = v[..16].to_vec();
-            quiver_core::normalize(&mut p);
-            p
-        })
-        .collect();
-    let mut total = 0.0;
-    for q in &queries {
-        let got = flat
-            .search(VectorRows::new(&stored, 48), q, K, 64, None)
-            .unwrap();
-        let want = truth(Distance::Cosine, &prefixes, &q[..16], None);
-        for h in &got {
-            let one = &prefixes[h.row as usize..=h.row as usize];
-            let exact = truth(Distance::Cosine, one, &q[..16], None)[0].score;
-            assert!((exact - h.score).abs() < 1e-4, "{exact} vs {}", h.score);
+    // The smaller prefix is compared as floats, the larger through codes of the
+    // normalized prefix.
+    for (seed, full_dim, dim) in [(13, 48, 16), (17, 256, 128)] {
+        let scale = move |i: usize| 1.0 / (1.0 + i as f32 / (dim as f32 / 2.0));
+        let (full, queries) = clustered(seed, 3_000, 50, full_dim, 20, 0.6, scale);
+        let index =
+            MatryoshkaIndex::new(full_dim, dim, Distance::Cosine, params(8), full.len()).unwrap();
+        let rows: Vec<(u64, &[f32])> = full
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, v.as_slice()))
+            .collect();
+        index.insert_batch(&rows).unwrap();
+        let stored = flatten(&full);
+        let flat = FlatGraph::export(index.graph(), VectorRows::new(&stored, full_dim)).unwrap();
+        assert_eq!((flat.dim(), flat.stride()), (dim, full_dim));
+        assert_eq!(flat.has_codes(), dim >= 128);
+        let prefixes: Vec<Vec<f32>> = full
+            .iter()
+            .map(|v| {
+                let mut p = v[..dim].to_vec();
+                quiver_core::normalize(&mut p);
+                p
+            })
+            .collect();
+        let mut total = 0.0;
+        for q in &queries {
+            let got = flat
+                .search(VectorRows::new(&stored, full_dim), q, K, 64, None)
+                .unwrap();
+            let want = truth(Distance::Cosine, &prefixes, &q[..dim], None);
+            for h in &got {
+                let one = &prefixes[h.row as usize..=h.row as usize];
+                let exact = truth(Distance::Cosine, one, &q[..dim], None)[0].score;
+                assert!((exact - h.score).abs() < 1e-4, "{exact} vs {}", h.score);
+            }
+            total += recall(&got, &want);
         }
-        total += recall(&got, &want);
+        let total = total / queries.len() as f64;
+        assert!(total > 0.9, "prefix {dim} of {full_dim}: recall {total}");
     }
-    assert!(total / queries.len() as f64 > 0.9);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! Every field is a little-endian `u32` (norms are `f32` bits), so the whole file is an
 //! array of 4-byte words and a mapping of it is read in place. Node ids are the rows of
-//! the segment's vector file: the graph stores links only, never vectors.
+//! the segment's vector file: the graph stores links and 8-bit codes, never the vectors.
 //!
 //! Header, 32 words (128 bytes):
 //!
@@ -11,7 +11,7 @@
 //! |------|-------|
 //! | 0 | magic `QVFG` |
 //! | 1 | format version (currently 1) |
-//! | 2 | distance in bits 0..8 (0 cosine, 1 dot, 2 L2); bit 8 set when a norm table follows |
+//! | 2 | distance in bits 0..8 (0 cosine, 1 dot, 2 L2); bit 8 set when a norm table follows, bit 9 when codes follow |
 //! | 3 | graph dim: the prefix of each row the graph compares |
 //! | 4 | row stride: floats per row of the vector file (>= graph dim) |
 //! | 5 | nodes `n` |
@@ -35,6 +35,8 @@
 //! | level `l`, for `l` = 1..=L | `n_l` | the nodes on that level, ascending |
 //! | | `n_l × (1 + capu)` | their links, in the same order, like level 0 |
 //! | norms (optional) | `n` | `1 / ‖row prefix‖` as `f32` (0 for a zero prefix) |
+//! | codes (optional) | `2 × dim` | per dimension, the codes' offset then (after all offsets) their scale, as `f32` |
+//! | | `⌈n × dim / 4⌉` | one byte per dimension per row, row after row, zero-padded to a word |
 //!
 //! Why this layout: level 0 holds every node and is where a search spends nearly all of
 //! its time, so a node's links sit at `node × (1 + cap0)`, one multiply away, the way
@@ -43,6 +45,10 @@
 //! per query, so they are stored compactly and found by binary search. The norm table is
 //! written only for cosine graphs over a Matryoshka prefix: a prefix of a unit vector is
 //! not a unit vector, and renormalizing it on every comparison would cost a second pass.
+//! The codes (graph dim 128 and up; `codes` says why) are what the walk compares: a
+//! quarter of the bytes of the rows, whose loads are what a search waits on. Files
+//! without them (smaller dims, or written before they existed) are searched over the
+//! rows directly.
 
 use quiver_core::Distance;
 
@@ -55,6 +61,7 @@ pub(super) const HEADER_WORDS: usize = 32;
 /// Levels above 0 the header has room for.
 pub(super) const MAX_UPPER: usize = 15;
 const NORMS_FLAG: u32 = 1 << 8;
+const CODES_FLAG: u32 = 1 << 9;
 
 fn distance_code(d: Distance) -> u32 {
     match d {
@@ -95,6 +102,7 @@ pub(super) struct Layout {
     pub(super) entry: u32,
     pub(super) uppers: Vec<Upper>,
     pub(super) norms: Option<usize>,
+    pub(super) codes: Option<usize>,
     pub(super) words: usize,
 }
 
@@ -167,6 +175,10 @@ impl Layout {
         if norms.is_some() {
             at += n;
         }
+        let codes = (h[2] & CODES_FLAG != 0).then_some(at);
+        if codes.is_some() {
+            at += super::codes::section_words(n, dim);
+        }
         if at != total || at - HEADER_WORDS != h[12] as usize {
             return Err(format!(
                 "{total} words, header describes {at} (body {})",
@@ -185,6 +197,7 @@ impl Layout {
             entry: h[10],
             uppers,
             norms,
+            codes,
             words: total,
         })
     }
@@ -356,8 +369,14 @@ pub(super) fn export(index: &DenseIndex, rows: VectorRows<'_>) -> Result<Vec<u32
     if let Some(norms) = &norms {
         w.extend_from_slice(norms);
     }
+    let coded = dim >= super::codes::MIN_DIM;
+    if coded {
+        w.extend(super::codes::encode(rows, dim, norms.as_deref()));
+    }
     let p = index.params();
-    let flags = distance_code(index.distance()) | if norms.is_some() { NORMS_FLAG } else { 0 };
+    let flags = distance_code(index.distance())
+        | if norms.is_some() { NORMS_FLAG } else { 0 }
+        | if coded { CODES_FLAG } else { 0 };
     let fields = [
         MAGIC,
         VERSION,

@@ -7,9 +7,11 @@
 //! (`search`). Opening maps the file, checks it, and leaves it to the page cache: nothing
 //! is copied into the heap, so a collection's resident memory is what its queries touch.
 //!
-//! The graph stores links only. Vectors are read from the segment's own vector file,
-//! passed to each search as [`VectorRows`], so they are stored once.
+//! The graph stores links and, from 128 dimensions up, one byte per dimension of each
+//! row (`codes`) for the walk to compare. The vectors are read from the segment's own
+//! vector file, passed to each search as [`VectorRows`], so they are stored once.
 
+mod codes;
 mod format;
 mod search;
 
@@ -168,6 +170,12 @@ impl FlatGraph {
     /// Bytes the graph takes (on disk when mapped).
     pub fn byte_len(&self) -> usize {
         self.layout.words * 4
+    }
+
+    /// Whether the walk compares 8-bit codes of the rows (graph dim 128 and up), scoring
+    /// only its results against the rows themselves.
+    pub fn has_codes(&self) -> bool {
+        self.layout.codes.is_some()
     }
 
     /// Whether the graph is searched from a file mapping (else from memory).

@@ -7,8 +7,14 @@
 //! when the epoch wraps, every 65,535 queries; the two heaps and the batch buffer keep
 //! their capacity between queries.
 //!
-//! Each hop first collects the node's unvisited neighbours and prefetches their vectors,
-//! then scores them, so the memory loads overlap instead of queueing behind each other.
+//! A search waits on memory far more than it computes: every distance reads a row no
+//! cache holds, and every expansion a link record. So each hop first collects the
+//! node's unvisited neighbours and starts loading what scoring them reads (their codes,
+//! or the first lines of their rows, with the rest of a row requested a few neighbours
+//! before it is scored), and a node that enters the candidate list has its links
+//! requested then, well before it is expanded; the loads overlap instead of queueing.
+//! Graphs with codes (see `codes`) are walked by code distance and their results scored
+//! again against the rows, together with the best few rows the list pushed out.
 //! Rows the filter rejects (deleted or filtered out) are still walked through, so they
 //! keep the graph connected, but never take a result slot. Without a filter the walk
 //! stops at the first candidate farther than the worst result, as in hnswlib. With one
@@ -23,6 +29,7 @@ use std::collections::BinaryHeap;
 
 use quiver_core::Distance;
 
+use super::codes::{CodeQuery, Codes};
 use super::format::HEADER_WORDS;
 use super::{FlatGraph, VectorRows};
 use crate::exact::sort_hits;
@@ -67,9 +74,12 @@ struct Scratch {
     candidates: BinaryHeap<Reverse<Near>>,
     /// The best allowed nodes so far, worst on top.
     results: BinaryHeap<Near>,
+    /// The best of the nodes pushed out of `results`, worst on top (code walks only).
+    evicted: BinaryHeap<Near>,
     /// Unvisited neighbours of the node being expanded.
     fresh: Vec<u32>,
     query: Vec<f32>,
+    code_query: CodeQuery,
 }
 
 impl Scratch {
@@ -85,6 +95,7 @@ impl Scratch {
         }
         self.candidates.clear();
         self.results.clear();
+        self.evicted.clear();
     }
 }
 
@@ -92,9 +103,30 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Cache lines of a vector prefetched ahead of scoring it; the hardware prefetcher
-/// streams the rest.
-const PREFETCH_LINES: usize = 4;
+/// Equally long rows of bytes at a fixed stride (vectors or codes), for prefetching.
+#[derive(Clone, Copy)]
+struct Rows {
+    base: *const u8,
+    stride: usize,
+    len: usize,
+}
+
+impl Rows {
+    /// Requests cache lines `from..to` of row `node` (clipped to the row).
+    #[inline]
+    fn warm(self, node: u32, from: usize, to: usize) {
+        let p = self.base.wrapping_add(node as usize * self.stride);
+        for line in from..to.min(self.len.div_ceil(64)) {
+            prefetch(p.wrapping_add(line * 64));
+        }
+    }
+}
+
+/// Cache lines of a row requested as soon as its node is found unvisited.
+const HEAD_LINES: usize = 2;
+/// How many nodes before scoring one the rest of its row is requested. Requesting
+/// whole rows for every neighbour at once was slower: the loads crowd each other out.
+const AHEAD: usize = 3;
 
 impl FlatGraph {
     /// The `k` best rows for `query` among those `filter` allows, best first (ties by
@@ -172,18 +204,77 @@ impl FlatGraph {
             let at = node as usize * stride;
             &rows.data[at..at + dim]
         };
-        let hits = match (self.layout.distance, self.norms()) {
-            (Distance::L2, _) => self.walk(s, rows, ef, filter, |n| isa.l2sq(&q, row(n))),
-            (Distance::Cosine, Some(norms)) => self.walk(s, rows, ef, filter, |n| {
+        let norms = self.norms();
+        let exact = |n: u32| match (self.layout.distance, norms) {
+            (Distance::L2, _) => isa.l2sq(&q, row(n)),
+            (Distance::Cosine, Some(norms)) => {
                 -isa.dot(&q, row(n)) * f32::from_bits(norms[n as usize])
-            }),
-            _ => self.walk(s, rows, ef, filter, |n| -isa.dot(&q, row(n))),
+            }
+            _ => -isa.dot(&q, row(n)),
+        };
+        let vectors = Rows {
+            base: rows.data.as_ptr().cast(),
+            stride: stride * 4,
+            len: dim * 4,
+        };
+        let mut hits = match self.codes() {
+            None => self.walk(
+                s,
+                ef,
+                0,
+                filter,
+                exact,
+                |n| vectors.warm(n, 0, HEAD_LINES),
+                |n| vectors.warm(n, HEAD_LINES, usize::MAX),
+            ),
+            Some(codes) => {
+                let mut cq = std::mem::take(&mut s.code_query);
+                cq.prepare(&codes, &q, self.layout.distance);
+                let coded = Rows {
+                    base: codes.row_ptr(0),
+                    stride: dim,
+                    len: dim,
+                };
+                // Code distances blur near-ties at the edge of the list, where a true
+                // neighbour ranked just outside it would be lost: the list is kept at
+                // least half again as wide as `k`, and the best `k` rows it pushed out
+                // are rescored too.
+                let mut hits = self.walk(
+                    s,
+                    ef.max(k + k / 2),
+                    k,
+                    filter,
+                    |n| cq.dist(isa, codes.row(n)),
+                    |n| coded.warm(n, 0, HEAD_LINES),
+                    |n| coded.warm(n, HEAD_LINES, usize::MAX),
+                );
+                s.code_query = cq;
+                // The walk ranked by codes; score what it kept against the rows.
+                for h in hits.iter().take(AHEAD) {
+                    vectors.warm(h.row as u32, 0, usize::MAX);
+                }
+                for i in 0..hits.len() {
+                    if let Some(next) = hits.get(i + AHEAD) {
+                        vectors.warm(next.row as u32, 0, usize::MAX);
+                    }
+                    hits[i].score = -exact(hits[i].row as u32);
+                }
+                hits
+            }
         };
         s.query = q;
-        let mut hits = hits;
         sort_hits(&mut hits);
         hits.truncate(k);
         hits
+    }
+
+    fn codes(&self) -> Option<Codes<'_>> {
+        let at = self.layout.codes?;
+        Some(Codes::new(
+            &self.words()[at..],
+            self.layout.n,
+            self.layout.dim,
+        ))
     }
 
     fn norms(&self) -> Option<&[u32]> {
@@ -199,6 +290,18 @@ impl FlatGraph {
         &w[1..=w[0] as usize]
     }
 
+    /// Starts loading the level-0 link record of `node`.
+    #[inline]
+    fn warm_links0(&self, node: u32) {
+        let rec = (1 + self.layout.cap0) * 4;
+        let level0 = Rows {
+            base: self.words()[HEADER_WORDS..].as_ptr().cast(),
+            stride: rec,
+            len: rec,
+        };
+        level0.warm(node, 0, usize::MAX);
+    }
+
     /// Links of `node` on `level` >= 1 (none when it is not on that level).
     fn links_up(&self, level: usize, node: u32) -> &[u32] {
         let up = self.layout.uppers[level - 1];
@@ -211,13 +314,19 @@ impl FlatGraph {
         &r[1..=r[0] as usize]
     }
 
+    /// The best-first walk. `dist` ranks nodes; `warm(node)` starts loading what `dist`
+    /// reads of a node as soon as the node is found unvisited, and `warm_rest(node)`
+    /// the remainder, a few nodes before it is scored.
+    #[allow(clippy::too_many_arguments)]
     fn walk(
         &self,
         s: &mut Scratch,
-        rows: VectorRows<'_>,
         ef: usize,
+        keep_evicted: usize,
         filter: Option<&dyn RowFilter>,
         dist: impl Fn(u32) -> f32,
+        warm: impl Fn(u32),
+        warm_rest: impl Fn(u32),
     ) -> Vec<Hit> {
         let allows = |node: u32| filter.is_none_or(|f| f.allows(u64::from(node)));
         let mut cur = self.layout.entry;
@@ -242,6 +351,7 @@ impl FlatGraph {
             epoch,
             candidates,
             results,
+            evicted,
             fresh,
             ..
         } = s;
@@ -256,8 +366,6 @@ impl FlatGraph {
             results.push(start);
         }
         let mut bound = results.peek().map_or(f32::INFINITY, |r| r.dist);
-        let lines = (self.layout.dim * 4).div_ceil(64).min(PREFETCH_LINES);
-        let base = rows.data.as_ptr();
         while let Some(Reverse(c)) = candidates.pop() {
             if c.dist > bound && filter.is_none() {
                 break;
@@ -268,21 +376,30 @@ impl FlatGraph {
                 if *tag != epoch {
                     *tag = epoch;
                     fresh.push(nb);
-                    let p = base.wrapping_add(nb as usize * rows.stride);
-                    for line in 0..lines {
-                        prefetch(p.wrapping_add(line * 16));
-                    }
+                    warm(nb);
                 }
             }
-            for &nb in fresh.iter() {
+            for (i, &nb) in fresh.iter().enumerate() {
+                if let Some(&next) = fresh.get(i + AHEAD) {
+                    warm_rest(next);
+                }
                 let d = dist(nb);
                 if results.len() < ef || d < bound {
                     let near = Near { dist: d, node: nb };
                     candidates.push(Reverse(near));
+                    // Its links are read when it is expanded; load them now.
+                    self.warm_links0(nb);
                     if allows(nb) {
                         results.push(near);
                         if results.len() > ef {
-                            results.pop();
+                            if let Some(out) = results.pop() {
+                                if keep_evicted > 0 {
+                                    evicted.push(out);
+                                    if evicted.len() > keep_evicted {
+                                        evicted.pop();
+                                    }
+                                }
+                            }
                         }
                     }
                     if let Some(worst) = results.peek() {
@@ -293,6 +410,7 @@ impl FlatGraph {
         }
         results
             .drain()
+            .chain(evicted.drain())
             .map(|r| Hit {
                 row: u64::from(r.node),
                 score: -r.dist,
