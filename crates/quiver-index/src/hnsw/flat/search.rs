@@ -133,7 +133,7 @@ impl FlatGraph {
     /// lower row), with scores as [`crate::exact_search`] gives them for the graph's
     /// prefix. `rows` must be the vector file the graph was exported over; `query` holds
     /// at least the graph's dim floats (a longer one is cut to its prefix). `ef` is the
-    /// candidate list width, raised to `k`.
+    /// candidate list width, raised to `k` (to `k + k/2` when the walk compares codes).
     pub fn search(
         &self,
         rows: VectorRows<'_>,
