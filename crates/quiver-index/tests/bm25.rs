@@ -224,3 +224,63 @@ fn drop_waits_for_background_merges() {
     assert_eq!(index.num_docs(), 12 * 1_500);
     assert_eq!(index.last_lsn().unwrap(), Some(12));
 }
+
+/// Copies every file of `from` into `to` (flat: a text index has no subdirectories).
+fn copy_files(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+fn delete_evens(index: &TextIndex) {
+    for key in (0..201).step_by(2) {
+        index.delete(&format!("d{key}")).unwrap();
+    }
+}
+
+/// A crash after a commit wrote its delete file but before it wrote meta.json leaves the
+/// file behind; replaying the same operations names the next delete file the same way.
+/// Opening must clear the leftover so that commit succeeds.
+#[test]
+fn reopen_after_a_crash_mid_commit_replays_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, crashed) = (dir.path().join("live"), dir.path().join("crashed"));
+    {
+        let index = TextIndex::open_or_create(&live, Analyzer::En).unwrap();
+        // The two writer threads split 201 documents into at most two segments, so one
+        // holds 101 or more and keeps both kinds after the even ones are deleted: it gets
+        // a delete file (a segment left with no documents is dropped instead).
+        for key in 0..201 {
+            let text = if key % 2 == 0 { "even" } else { "odd" };
+            index.upsert(&format!("d{key}"), key, text).unwrap();
+        }
+        index.commit(1).unwrap();
+    }
+    // `crashed` gets the state before the delete's commit...
+    copy_files(&live, &crashed);
+    {
+        let index = TextIndex::open(&live).unwrap();
+        delete_evens(&index);
+        index.commit(2).unwrap();
+    }
+    // ...plus what that commit wrote before its meta.json: the delete file, and the
+    // managed-file list that names it.
+    let before = listing(&crashed);
+    let leftovers: Vec<String> = listing(&live)
+        .into_iter()
+        .filter(|name| name.ends_with(".del") && !before.contains(name))
+        .collect();
+    assert!(!leftovers.is_empty(), "the delete wrote no .del file");
+    for name in leftovers.iter().chain([&".managed.json".to_string()]) {
+        std::fs::copy(live.join(name), crashed.join(name)).unwrap();
+    }
+
+    let index = TextIndex::open(&crashed).unwrap();
+    assert_eq!(index.last_lsn().unwrap(), Some(1));
+    delete_evens(&index);
+    index.commit(2).unwrap();
+    assert_eq!(index.num_docs(), 100);
+    assert!(index.search("even", 10, None).unwrap().is_empty());
+}

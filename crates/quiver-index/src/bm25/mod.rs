@@ -187,6 +187,11 @@ impl TextIndex {
                 reason: format!("text field uses unknown tokenizer {tokenizer:?}"),
             })?;
         let writer = index.writer_with_num_threads(WRITER_THREADS, WRITER_BUDGET_BYTES)?;
+        // A crash between a commit's delete files and its meta.json leaves those files
+        // behind. Replaying the same operations gives the next commit the same opstamps,
+        // hence the same file names, and tantivy refuses to overwrite them; the files are
+        // registered as managed but unreferenced, so collecting them now clears the way.
+        writer.garbage_collect_files().wait()?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
