@@ -252,3 +252,42 @@ fn file_round_trip_and_damage_is_refused() {
     std::fs::remove_file(&path).unwrap();
     assert!(matches!(FlatGraph::open(&path), Err(IndexError::Io { .. })));
 }
+
+/// A memtable's graph: nodes keyed by write sequence, a fifth of them overwritten
+/// versions that the segment leaves out, rows in another order than the keys. The
+/// exported graph searches as well as a graph built afresh over the kept rows, at equal
+/// `ef`; a mapping that misses or repeats a row is refused.
+#[test]
+fn mapped_export_leaves_out_overwritten_versions() {
+    let (data, queries) = clustered(21, 5_000, 300, 40, 30, 0.7, |_| 1.0);
+    let index = build(&data, Distance::Cosine, 12);
+    let overwritten = |key: usize| key % 5 == 2;
+    let kept: Vec<usize> = (0..data.len()).filter(|&k| !overwritten(k)).collect();
+    // Row r holds key kept[n - 1 - r]: reversed, so keys and rows differ.
+    let n = kept.len();
+    let rows_data: Vec<Vec<f32>> = (0..n).map(|r| data[kept[n - 1 - r]].clone()).collect();
+    let mut row_of_key = vec![None; data.len()];
+    for (r, &key) in kept.iter().rev().enumerate() {
+        row_of_key[key] = Some(r);
+    }
+    let stored = flatten(&rows_data);
+    let rows = VectorRows::new(&stored, data[0].len());
+    let flat = FlatGraph::export_mapped(&index, rows, &|k| row_of_key[k]).unwrap();
+    assert_eq!(flat.len(), n);
+    let fresh = FlatGraph::export(&build(&rows_data, Distance::Cosine, 12), rows).unwrap();
+    for ef in [16, 48] {
+        let (mut ours, mut theirs) = (0.0, 0.0);
+        for q in &queries {
+            let want = truth(Distance::Cosine, &rows_data, q, None);
+            ours += recall(&flat.search(rows, q, K, ef, None).unwrap(), &want);
+            theirs += recall(&fresh.search(rows, q, K, ef, None).unwrap(), &want);
+        }
+        let (ours, theirs) = (ours / queries.len() as f64, theirs / queries.len() as f64);
+        println!("mapped ef {ef}: mapped {ours:.4}, built afresh {theirs:.4}");
+        assert!(ours >= theirs - 0.01, "ef {ef}: {ours:.4} < {theirs:.4}");
+    }
+    let missing = |k: usize| row_of_key[k].filter(|&r| r != 7);
+    assert!(FlatGraph::export_mapped(&index, rows, &missing).is_err());
+    let twice = |k: usize| row_of_key[k].map(|r| r.min(n - 2));
+    assert!(FlatGraph::export_mapped(&index, rows, &twice).is_err());
+}

@@ -50,6 +50,8 @@
 //! without them (smaller dims, or written before they existed) are searched over the
 //! rows directly.
 
+use std::collections::HashMap;
+
 use quiver_core::Distance;
 
 use super::super::{with_graph, DenseIndex, Graph};
@@ -273,60 +275,122 @@ impl<'a> VectorRows<'a> {
 /// Links of one node on one level, as exported.
 type Links = Vec<u32>;
 
-/// Writes the words of the flat file for `index`, whose rows `0..n` are the rows of
-/// `rows` (the graph holds each row's first `index.dim()` floats, normalized for cosine).
-pub(super) fn export(index: &DenseIndex, rows: VectorRows<'_>) -> Result<Vec<u32>> {
-    let n = index.len();
+/// One hnsw_rs node as read out of the graph: its key, top level and links (keys) on
+/// each level from 0 up.
+struct Node {
+    key: usize,
+    links: Vec<Vec<usize>>,
+}
+
+/// Every node of `index` and the graph's top level, nodes of higher levels first.
+fn read_nodes(index: &DenseIndex) -> (Vec<Node>, usize) {
+    let mut nodes = Vec::with_capacity(index.len());
+    let top = with_graph!(index.graph(), g => {
+        let points = g.get_point_indexation();
+        let top = usize::from(points.get_max_level_observed()).min(MAX_UPPER);
+        for level in (0..=top).rev() {
+            for point in points.get_layer_iterator(level) {
+                let hood = point.get_neighborhood_id();
+                let links = (0..=level)
+                    .map(|l| hood.get(l).map_or(Vec::new(), |h| h.iter().map(|nb| nb.d_id).collect()))
+                    .collect();
+                nodes.push(Node { key: point.get_origin_id(), links });
+            }
+        }
+        top
+    });
+    (nodes, top)
+}
+
+/// The links of a kept node on one level, as rows. A link to a dropped node is replaced
+/// by that node's own kept links (one hop around it), so dropping the nodes of
+/// overwritten versions does not cut the paths through them; the list keeps its length.
+fn remap_links(
+    own_row: u32,
+    links: &[usize],
+    level: usize,
+    rows: &HashMap<usize, u32>,
+    dropped: &HashMap<usize, &Node>,
+) -> Links {
+    let mut out: Links = links.iter().filter_map(|k| rows.get(k).copied()).collect();
+    if out.len() < links.len() {
+        let around = links
+            .iter()
+            .filter_map(|k| dropped.get(k))
+            .filter_map(|d| d.links.get(level))
+            .flatten()
+            .filter_map(|k| rows.get(k).copied());
+        for row in around {
+            if out.len() == links.len() {
+                break;
+            }
+            if row != own_row && !out.contains(&row) {
+                out.push(row);
+            }
+        }
+    }
+    out
+}
+
+/// Writes the words of the flat file for `index`, whose nodes are the rows of `rows`:
+/// `row_of` maps a node's key to its row, or to `None` for a node the file leaves out
+/// (every row must be some node's). The graph holds each row's first `index.dim()`
+/// floats, normalized for cosine.
+pub(super) fn export(
+    index: &DenseIndex,
+    rows: VectorRows<'_>,
+    row_of: &dyn Fn(usize) -> Option<usize>,
+) -> Result<Vec<u32>> {
+    let n = rows.len();
     let dim = index.dim();
     let bad = |m: String| IndexError::InvalidInput(m);
-    if rows.stride < dim || rows.len() != n {
+    if rows.stride < dim {
         return Err(bad(format!(
-            "graph of {n} x {dim} over {} rows of stride {}",
-            rows.len(),
+            "graph of dim {dim} over rows of stride {}",
             rows.stride
         )));
     }
     let u32_of = |v: usize, what: &str| {
         u32::try_from(v).map_err(|_| bad(format!("{what} {v} does not fit the flat format")))
     };
-    let mut level0: Vec<Option<Links>> = vec![None; n];
-    let mut uppers: Vec<Vec<(u32, Links)>> = Vec::new();
-    let mut entry = 0u32;
-    let top = with_graph!(index.graph(), g => {
-        let points = g.get_point_indexation();
-        let top = usize::from(points.get_max_level_observed()).min(MAX_UPPER);
-        uppers.resize(top, Vec::new());
-        for level in 0..=top {
-            for (i, point) in points.get_layer_iterator(level).enumerate() {
-                let row = point.get_origin_id();
-                let node = u32_of(row, "row")?;
-                if row >= n || level0[row].is_some() {
-                    return Err(bad(format!("graph row {row} repeated or out of 0..{n}")));
-                }
-                if level == top && i == 0 {
-                    entry = node;
-                }
-                let hood = point.get_neighborhood_id();
-                let links = |l: usize| -> Result<Links> {
-                    hood.get(l)
-                        .map_or(&[][..], Vec::as_slice)
-                        .iter()
-                        .map(|nb| u32_of(nb.d_id, "row"))
-                        .collect()
-                };
-                level0[row] = Some(links(0)?);
-                for l in 1..=level {
-                    uppers[l - 1].push((node, links(l)?));
-                }
+    let (nodes, read_top) = read_nodes(index);
+    let mut row_by_key = HashMap::with_capacity(n);
+    let mut dropped = HashMap::new();
+    let mut covered = vec![false; n];
+    for node in &nodes {
+        match row_of(node.key) {
+            Some(row) if row < n && !covered[row] => {
+                covered[row] = true;
+                row_by_key.insert(node.key, u32_of(row, "row")?);
+            }
+            Some(row) => return Err(bad(format!("graph row {row} repeated or out of 0..{n}"))),
+            None => {
+                dropped.insert(node.key, node);
             }
         }
-        top
-    });
-    let level0: Vec<Links> = level0
-        .into_iter()
-        .enumerate()
-        .map(|(row, l)| l.ok_or_else(|| bad(format!("graph lacks row {row}"))))
-        .collect::<Result<_>>()?;
+    }
+    if let Some(row) = covered.iter().position(|c| !c) {
+        return Err(bad(format!("graph lacks row {row}")));
+    }
+    let mut level0: Vec<Links> = vec![Vec::new(); n];
+    let mut uppers: Vec<Vec<(u32, Links)>> = vec![Vec::new(); read_top];
+    // Nodes come top level first, so the first kept one is on the highest kept level.
+    let mut entry = None;
+    for node in &nodes {
+        let Some(&row) = row_by_key.get(&node.key) else {
+            continue;
+        };
+        entry.get_or_insert((row, node.links.len() - 1));
+        for (level, links) in node.links.iter().enumerate() {
+            let links = remap_links(row, links, level, &row_by_key, &dropped);
+            match level {
+                0 => level0[row as usize] = links,
+                l => uppers[l - 1].push((row, links)),
+            }
+        }
+    }
+    let (entry, top) = entry.unwrap_or((0, 0));
+    uppers.truncate(top);
     for level in &mut uppers {
         level.sort_unstable_by_key(|(node, _)| *node);
     }

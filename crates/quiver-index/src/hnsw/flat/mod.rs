@@ -68,7 +68,19 @@ impl FlatGraph {
     /// Exports `index` (built over rows `0..n` of `rows`) into a flat graph held in
     /// memory; [`FlatGraph::save`] writes it out.
     pub fn export(index: &DenseIndex, rows: VectorRows<'_>) -> Result<FlatGraph> {
-        let words = format::export(index, rows)?;
+        Self::export_mapped(index, rows, &Some)
+    }
+
+    /// Exports `index`, whose nodes have keys other than rows (a memtable's graph, keyed
+    /// by write sequence): `row_of` gives each key's row in `rows`, or `None` for a node
+    /// to leave out (an overwritten version). Links through a left-out node are replaced
+    /// by its own links. Fails unless every row is exactly one kept node's.
+    pub fn export_mapped(
+        index: &DenseIndex,
+        rows: VectorRows<'_>,
+        row_of: &dyn Fn(usize) -> Option<usize>,
+    ) -> Result<FlatGraph> {
+        let words = format::export(index, rows, row_of)?;
         let layout = Layout::parse(&words, words.len())
             .map_err(|r| IndexError::InvalidInput(format!("exported graph does not parse: {r}")))?;
         Ok(FlatGraph {
