@@ -39,7 +39,8 @@ mod segment_graph;
 pub mod snapshot;
 
 pub use collection::{
-    text_key, Collection, CollectionStats, LiveDoc, SEGMENTS_DIR, TEXT_DIR, WAL_DIR,
+    text_key, Collection, CollectionStats, LiveDoc, MaintenanceStats, SEGMENTS_DIR, TEXT_DIR,
+    WAL_DIR,
 };
 pub use config_file::CONFIG_FILE;
 pub use database::{Database, COLLECTIONS_DIR, LOCK_FILE};

@@ -12,15 +12,6 @@ use quiver_storage::segment::{Segment, Tombstones};
 use crate::segment_graph::SegmentGraph;
 use crate::Result;
 
-/// How a segment's graph is obtained when the segment is opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GraphSource {
-    /// The segment was just written: build the graph and dump it.
-    Build,
-    /// An existing segment: load its dump, rebuild only if that fails.
-    Load,
-}
-
 /// A live segment: rows, which of them are deleted or superseded, and its graph.
 #[derive(Debug)]
 pub struct LiveSegment {
@@ -32,19 +23,18 @@ pub struct LiveSegment {
 }
 
 impl LiveSegment {
-    /// Opens the segment in `dir`, its persisted tombstones and its graph.
-    pub(crate) fn open(
-        dir: &Path,
-        config: &CollectionConfig,
-        graph: GraphSource,
-    ) -> Result<LiveSegment> {
+    /// Opens the segment in `dir`, its persisted tombstones and its saved graph (rebuilt
+    /// only when missing or damaged).
+    pub(crate) fn open(dir: &Path, config: &CollectionConfig) -> Result<LiveSegment> {
         let segment = Segment::open(dir)?;
-        let tombstones = Tombstones::load(dir, segment.len() as u64)?;
+        let graph = SegmentGraph::open(&segment, config)?;
+        Self::new(segment, graph)
+    }
+
+    /// A segment with the graph its writer just made, and its persisted tombstones.
+    pub(crate) fn new(segment: Segment, graph: SegmentGraph) -> Result<LiveSegment> {
+        let tombstones = Tombstones::load(segment.dir(), segment.len() as u64)?;
         let deleted = tombstones.deleted();
-        let graph = match graph {
-            GraphSource::Build => SegmentGraph::build(&segment, config)?,
-            GraphSource::Load => SegmentGraph::open(&segment, config)?,
-        };
         Ok(LiveSegment {
             segment,
             graph,

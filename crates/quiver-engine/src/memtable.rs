@@ -87,15 +87,6 @@ impl Memtable {
         Some(seq)
     }
 
-    /// Inserts an entry only if `id` has none (used to fold a frozen table back in);
-    /// returns the new sequence number when it did.
-    pub(crate) fn insert_if_absent(&mut self, id: &str, entry: &MemEntry) -> Option<u64> {
-        if self.entries.contains_key(id) {
-            return None;
-        }
-        self.apply(id, entry.lsn, entry.doc.clone())
-    }
-
     /// The id and current document of write `seq`, if that write is still the newest
     /// of its id and not a delete.
     pub(crate) fn current(&self, seq: u64) -> Option<(&str, &MemDoc)> {
@@ -190,14 +181,5 @@ mod tests {
         assert_eq!(m.apply("b", 7, doc("b")), Some(2));
         assert_eq!((m.len(), m.live(), m.writes()), (2, 1, 3));
         assert_eq!(m.vector(2), Some(&[0.0f32][..]));
-        let before = m.bytes();
-        let old = MemEntry {
-            lsn: 1,
-            seq: 0,
-            doc: doc("old"),
-        };
-        assert!(m.insert_if_absent("b", &old).is_none());
-        assert_eq!(m.get("b").unwrap().lsn, 7);
-        assert_eq!(m.bytes(), before);
     }
 }

@@ -9,6 +9,7 @@
 //! dump converted once and the old directory removed.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use quiver_core::CollectionConfig;
 use quiver_index::{rescore, DenseIndex, FlatGraph, Hit, LoadOptions, RowFilter, VectorRows};
@@ -46,9 +47,51 @@ impl SegmentGraph {
     }
 
     /// Builds the graph of a freshly written segment and saves it into the segment.
-    pub(crate) fn build(segment: &Segment, config: &CollectionConfig) -> Result<Self> {
-        let flat = export(&hnsw(segment, config)?, segment)?;
-        Ok(Self::new(save_and_map(flat, segment), config))
+    /// Returns `None`, saving nothing, once `cancel` is set (checked between batches of
+    /// inserts). The inserts run on the current rayon pool, so a caller bounds the cores
+    /// a build takes by running it inside a smaller pool.
+    pub(crate) fn build(
+        segment: &Segment,
+        config: &CollectionConfig,
+        cancel: &AtomicBool,
+    ) -> Result<Option<Self>> {
+        let Some(index) = hnsw(segment, config, cancel)? else {
+            return Ok(None);
+        };
+        let flat = export(&index, segment)?;
+        Ok(Some(Self::new(save_and_map(flat, segment), config)))
+    }
+
+    /// The graph of a segment just written from a memtable: the memtable's own graph
+    /// (keyed by write sequence, `row_of_seq` giving each current version's row),
+    /// exported without inserting anything again. Falls back to a fresh build when the
+    /// memtable graph lacks a row or holds mostly overwritten versions (leaving those
+    /// out would leave too sparse a graph).
+    pub(crate) fn from_memtable(
+        segment: &Segment,
+        config: &CollectionConfig,
+        graph: &VecIndex,
+        row_of_seq: &[Option<usize>],
+    ) -> Result<Self> {
+        let graph = graph.graph();
+        if graph.len() <= segment.len().saturating_mul(2) {
+            let rows = VectorRows::new(segment.vectors(), segment.dim());
+            let row_of = |key: usize| row_of_seq.get(key).copied().flatten();
+            match FlatGraph::export_mapped(graph, rows, &row_of) {
+                Ok(flat) => return Ok(Self::new(save_and_map(flat, segment), config)),
+                Err(e) => {
+                    tracing::warn!(segment = %segment.dir().display(), error = %e, "memtable graph not reusable; building the segment's graph")
+                }
+            }
+        }
+        Self::build_whole(segment, config)
+    }
+
+    /// [`Self::build`] with nothing to cancel it.
+    pub(crate) fn build_whole(segment: &Segment, config: &CollectionConfig) -> Result<Self> {
+        let never = AtomicBool::new(false);
+        let built = Self::build(segment, config, &never)?;
+        built.ok_or_else(|| crate::EngineError::InvalidInput("graph build cancelled".into()))
     }
 
     /// Maps the saved graph of `segment`; converts an earlier release's dump, or
@@ -68,7 +111,7 @@ impl SegmentGraph {
             Some(flat) => Self::new(flat, config),
             None => {
                 tracing::warn!(segment = %segment.dir().display(), %reason, "rebuilding HNSW graph");
-                Self::build(segment, config)?
+                Self::build_whole(segment, config)?
             }
         };
         remove_legacy(segment);
@@ -137,17 +180,30 @@ fn fits(g: &FlatGraph, segment: &Segment, config: &CollectionConfig) -> bool {
         && g.build_params() == (p.m, p.ef_construction)
 }
 
-/// An hnsw_rs graph over the segment's rows (row numbers as keys).
-fn hnsw(segment: &Segment, config: &CollectionConfig) -> Result<DenseIndex> {
+/// Rows inserted between two looks at the cancel flag.
+const BUILD_CHUNK: usize = 2_048;
+
+/// An hnsw_rs graph over the segment's rows (row numbers as keys); `None` once `cancel`
+/// is set.
+fn hnsw(
+    segment: &Segment,
+    config: &CollectionConfig,
+    cancel: &AtomicBool,
+) -> Result<Option<DenseIndex>> {
     let index = VecIndex::new(config, segment.len())?;
     let rows: Vec<(u64, &[f32])> = (0..segment.len())
         .map(|r| (r as u64, segment.vector(r)))
         .collect();
-    index.insert_batch(&rows)?;
-    Ok(match index {
+    for chunk in rows.chunks(BUILD_CHUNK) {
+        if cancel.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        index.insert_batch(chunk)?;
+    }
+    Ok(Some(match index {
         VecIndex::Full(g) => g,
         VecIndex::Prefix(m) => m.into_graph(),
-    })
+    }))
 }
 
 fn export(index: &DenseIndex, segment: &Segment) -> Result<FlatGraph> {

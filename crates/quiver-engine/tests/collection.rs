@@ -138,7 +138,9 @@ fn sealed_history_is_not_replayed() {
         c.upsert(vec![doc(&format!("d{i}"), [i as f32, 0.0, 0.0])])
             .unwrap();
     }
-    // Thresholds sealed twice; five writes remain in the memtable / WAL.
+    // Thresholds sealed twice (in the background); five writes remain in the
+    // memtable / WAL.
+    assert!(c.wait_idle(std::time::Duration::from_secs(60)));
     assert_eq!(c.stats().segments, 2);
     drop(c);
     drop(db);

@@ -49,7 +49,7 @@ impl AppState {
         let permits = limits.max_concurrent_requests;
         let registry = Arc::new(ModelRegistry::new(db.root(), models.service()));
         AppState {
-            metrics: Arc::new(Metrics::new(Arc::clone(&registry))),
+            metrics: Arc::new(Metrics::new(Arc::clone(&registry), Arc::clone(&db))),
             models: registry,
             default_models: Arc::new(models.clone()),
             db,

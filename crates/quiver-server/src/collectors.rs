@@ -7,8 +7,17 @@
 //! | `quiver_model_batch_items` | histogram | `model`, `role` | texts per model batch |
 //! | `quiver_model_tokens_total` | counter | `model`, `role` | input tokens, unpadded |
 //! | `quiver_model_padded_tokens_total` | counter | `model`, `role` | tokens computed |
+//! | `quiver_collection_frozen_memtables` | gauge | `collection` | full memtables waiting for their seal (0 or 1) |
+//! | `quiver_collection_maintenance_running` | gauge (0/1) | `collection`, `task` | a `seal` or `compaction` runs now |
+//! | `quiver_collection_seals_total` | counter | `collection`, `outcome` | seals, `ok` or `failed` |
+//! | `quiver_collection_seal_seconds_total` | counter | `collection` | time spent sealing |
+//! | `quiver_collection_compactions_total` | counter | `collection` | compactions finished |
+//! | `quiver_collection_compaction_seconds_total` | counter | `collection` | time spent in finished compactions |
+//! | `quiver_collection_write_stalls_total` | counter | `collection` | writes that waited for a seal |
+//! | `quiver_collection_write_stall_seconds_total` | counter | `collection` | time writes waited for seals |
 //!
-//! `role` is `embed` or `rerank`; a model appears once it has loaded.
+//! `role` is `embed` or `rerank`; a model appears once it has loaded. The collection
+//! counters start at zero each time the collection opens.
 
 use std::sync::Arc;
 
@@ -16,6 +25,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use quiver_embed::{ModelRegistry, ServiceStats};
+use quiver_engine::{Database, MaintenanceStats};
 use quiver_storage::wal::SYNC_SECONDS;
 
 /// WAL fdatasync latency, across every collection.
@@ -79,6 +89,115 @@ impl Collector for ModelBatches {
                 family
                     .encode_family(&labels(role, name))?
                     .encode_counter::<NoLabelSet, _, u64>(&value(s), None)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A per-collection value read from its maintenance stats: name, help, type, value.
+type MaintenanceSpec = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&MaintenanceStats) -> f64,
+);
+
+/// Background seals and compactions of every open collection.
+#[derive(Debug)]
+pub struct Maintenance(pub Arc<Database>);
+
+impl Collector for Maintenance {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats: Vec<(String, MaintenanceStats)> = self
+            .0
+            .list_collections()
+            .into_iter()
+            .filter_map(|name| {
+                let c = self.0.collection(&name).ok()?;
+                Some((name, c.stats().maintenance))
+            })
+            .collect();
+        let specs: [MaintenanceSpec; 6] = [
+            (
+                "quiver_collection_frozen_memtables",
+                "Full memtables waiting for their seal",
+                MetricType::Gauge,
+                |m| m.queued_memtables as f64,
+            ),
+            (
+                "quiver_collection_seal_seconds",
+                "Time spent sealing memtables into segments",
+                MetricType::Counter,
+                |m| m.seal_time.as_secs_f64(),
+            ),
+            (
+                "quiver_collection_compactions",
+                "Compactions finished",
+                MetricType::Counter,
+                |m| m.compactions as f64,
+            ),
+            (
+                "quiver_collection_compaction_seconds",
+                "Time spent in finished compactions",
+                MetricType::Counter,
+                |m| m.compaction_time.as_secs_f64(),
+            ),
+            (
+                "quiver_collection_write_stalls",
+                "Writes that waited for a seal to make room",
+                MetricType::Counter,
+                |m| m.write_stalls as f64,
+            ),
+            (
+                "quiver_collection_write_stall_seconds",
+                "Time writes waited for a seal to make room",
+                MetricType::Counter,
+                |m| m.write_stall_time.as_secs_f64(),
+            ),
+        ];
+        for (metric, help, kind, value) in specs {
+            let mut family = encoder.encode_descriptor(metric, help, None, kind)?;
+            for (name, m) in &stats {
+                let labels = [("collection", name.clone())];
+                let mut enc = family.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => {
+                        enc.encode_counter::<NoLabelSet, _, u64>(&value(m), None)?
+                    }
+                    _ => enc.encode_gauge(&value(m))?,
+                }
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "quiver_collection_seals",
+            "Seals of memtables into segments, by outcome",
+            None,
+            MetricType::Counter,
+        )?;
+        for (name, m) in &stats {
+            for (outcome, n) in [("ok", m.seals), ("failed", m.failed_seals)] {
+                let labels = [
+                    ("collection", name.clone()),
+                    ("outcome", outcome.to_string()),
+                ];
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "quiver_collection_maintenance_running",
+            "1 while a seal or compaction of the collection runs",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (name, m) in &stats {
+            for (task, on) in [("seal", m.sealing), ("compaction", m.compacting)] {
+                let labels = [("collection", name.clone()), ("task", task.to_string())];
+                family
+                    .encode_family(&labels)?
+                    .encode_gauge(&i64::from(on))?;
             }
         }
         Ok(())

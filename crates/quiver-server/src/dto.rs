@@ -157,6 +157,25 @@ pub struct CollectionInfo {
     pub checkpoint_lsn: u64,
     /// True after a failed WAL sync: writes are refused until a restart.
     pub read_only: bool,
+    /// Background seals and compactions.
+    pub maintenance: MaintenanceView,
+}
+
+/// What background maintenance is doing, and has done since the collection opened.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MaintenanceView {
+    /// Full memtables waiting for their seal (0 or 1); searchable meanwhile.
+    pub queued_memtables: usize,
+    /// A seal is writing a segment now.
+    pub sealing: bool,
+    /// A compaction is merging segments now.
+    pub compacting: bool,
+    pub seals: u64,
+    pub failed_seals: u64,
+    pub compactions: u64,
+    /// Writes that waited for a seal to make room, and their total wait.
+    pub write_stalls: u64,
+    pub write_stall_seconds: f64,
 }
 
 /// One entry of `GET /collections`.

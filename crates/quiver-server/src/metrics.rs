@@ -11,8 +11,8 @@
 //!
 //! `route` is the matched route template (`/collections/{name}`), never the raw path,
 //! so label cardinality stays bounded; unmatched paths share `route="unmatched"`.
-//! Collection gauges are refreshed from the engine at scrape time; WAL sync latency and
-//! model batch counters come from [`crate::collectors`].
+//! Collection gauges are refreshed from the engine at scrape time; WAL sync latency,
+//! model batch counters and background maintenance come from [`crate::collectors`].
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -71,11 +71,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Every metric, the model counters read from `models`.
-    pub fn new(models: Arc<ModelRegistry>) -> Self {
+    /// Every metric, the model counters read from `models` and the maintenance ones
+    /// from `db`'s collections.
+    pub fn new(models: Arc<ModelRegistry>, db: Arc<Database>) -> Self {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(collectors::WalSyncs));
         registry.register_collector(Box::new(collectors::ModelBatches(models)));
+        registry.register_collector(Box::new(collectors::Maintenance(db)));
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let documents = Family::<CollectionLabels, Gauge>::default();

@@ -14,18 +14,21 @@
 //! checkpoint LSN covers every applied record, and a text commit briefly to read an
 //! LSN every applied record is below), and `state` (memtables and the segment list).
 
+mod compaction;
 mod dense_query;
-mod maintenance;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod query;
+mod seal;
 mod text;
+mod workers;
 mod write;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::SyncSender;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use quiver_core::{
     normalize, validate_name, validate_vector, CollectionConfig, Document, Filter, Metadata,
 };
@@ -36,7 +39,7 @@ use quiver_storage::wal::{Wal, WalOptions};
 use quiver_storage::{fsutil, StorageError};
 
 use crate::dense::{index_err, VecIndex};
-use crate::live_segment::{GraphSource, LiveSegment};
+use crate::live_segment::LiveSegment;
 use crate::memtable::{MemDoc, Memtable};
 use crate::search::{Hit, TopK};
 use crate::{config_file, CollectionOptions, EngineError, Result};
@@ -46,6 +49,7 @@ pub const SEGMENTS_DIR: &str = "segments";
 /// Sub-directory holding WAL files.
 pub const WAL_DIR: &str = "wal";
 pub use text::{text_key, TEXT_DIR};
+pub use workers::MaintenanceStats;
 
 /// What a collection holds right now, and what its last open recovered.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -68,6 +72,8 @@ pub struct CollectionStats {
     pub replayed_rows: usize,
     /// Segment rows mapped by the last open.
     pub mapped_rows: usize,
+    /// Background seals and compactions.
+    pub maintenance: MaintenanceStats,
 }
 
 /// One live document seen by [`Collection::for_each_live`].
@@ -99,7 +105,10 @@ pub(crate) type SegmentList = Arc<Vec<Arc<LiveSegment>>>;
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) active: Memtable,
+    /// A full memtable waiting for (or in) its seal; searchable meanwhile.
     pub(crate) frozen: Option<Arc<Memtable>>,
+    /// The WAL's last LSN when `frozen` was frozen: its seal's checkpoint.
+    pub(crate) frozen_lsn: u64,
     pub(crate) segments: SegmentList,
 }
 
@@ -113,12 +122,25 @@ pub(crate) struct Inner {
     gate: RwLock<()>,
     state: RwLock<State>,
     maint: Mutex<Manifest>,
+    /// Held through a whole compaction, so two never pick the same segments.
+    compacting: Mutex<()>,
+    /// Writers waiting for room (see `seal`) sleep on `room_freed` under `room`.
+    room: Mutex<()>,
+    room_freed: Condvar,
+    /// The last seal failed: writers stop waiting for seals until one succeeds.
+    seal_failing: AtomicBool,
+    /// Set when the collection closes: a running compaction gives up.
+    closing: AtomicBool,
+    counters: workers::Counters,
+    #[cfg(feature = "fault-injection")]
+    faults: faults::Faults,
     /// Copy of the manifest's checkpoint, readable without waiting for `maint`.
     checkpoint: AtomicU64,
     replayed_records: usize,
     replayed_rows: usize,
     mapped_rows: usize,
-    compact_signal: Mutex<Option<SyncSender<()>>>,
+    /// Wake-ups of the background threads; `None` once closing.
+    signals: Mutex<Option<workers::Signals>>,
     /// The BM25 index over every visible document's text.
     text: TextIndex,
     /// Text updates since the last text commit.
@@ -131,7 +153,7 @@ pub(crate) struct Inner {
 /// An open collection. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Collection {
     inner: Arc<Inner>,
-    compactor: Option<maintenance::Compactor>,
+    workers: Option<workers::Workers>,
 }
 
 impl std::fmt::Debug for Collection {
@@ -145,11 +167,13 @@ impl std::fmt::Debug for Collection {
 
 impl Drop for Collection {
     fn drop(&mut self) {
-        // Disconnect the compaction thread, then wait for it so no file of this
-        // collection is touched after the handle is gone.
-        self.inner.compact_signal.lock().take();
-        if let Some(c) = self.compactor.take() {
-            c.stop();
+        // Stop a running compaction, disconnect the background threads, then wait for
+        // them so no file of this collection is touched after the handle is gone. A
+        // frozen memtable left unsealed is in the WAL, and the next open replays it.
+        self.inner.closing.store(true, Ordering::Release);
+        self.inner.signals.lock().take();
+        if let Some(w) = self.workers.take() {
+            w.stop();
         }
         // Close: later opens then replay nothing into the text index.
         self.inner.commit_text_if_pending();
@@ -218,7 +242,7 @@ impl Collection {
         for &id in &manifest.segments {
             let path = segment_path(&seg_dir, id);
             fsutil::remove_temp_files(&path)?;
-            let seg = LiveSegment::open(&path, &config, GraphSource::Load)?;
+            let seg = LiveSegment::open(&path, &config)?;
             if seg.segment().dim() != config.dim {
                 return Err(StorageError::Corruption {
                     file: path,
@@ -293,20 +317,30 @@ impl Collection {
             state: RwLock::new(state),
             checkpoint: AtomicU64::new(manifest.checkpoint_lsn),
             maint: Mutex::new(manifest),
+            compacting: Mutex::new(()),
+            room: Mutex::new(()),
+            room_freed: Condvar::new(),
+            seal_failing: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            counters: workers::Counters::default(),
+            #[cfg(feature = "fault-injection")]
+            faults: faults::Faults::default(),
             replayed_records,
             replayed_rows,
             mapped_rows,
-            compact_signal: Mutex::new(None),
+            signals: Mutex::new(None),
             text,
             text_pending: AtomicU64::new(0),
             text_committed: AtomicU64::new(wal_last),
             text_commit: Mutex::new(()),
         });
-        let (c, tx) = maintenance::Compactor::start(&inner)?;
-        *inner.compact_signal.lock() = Some(tx);
+        let (workers, signals) = workers::Workers::start(&inner)?;
+        *inner.signals.lock() = Some(signals);
+        // A replayed memtable may already be full: hand it to the sealer.
+        inner.freeze_if_full();
         Ok(Collection {
             inner,
-            compactor: Some(c),
+            workers: Some(workers),
         })
     }
 
@@ -520,6 +554,10 @@ impl Collection {
             replayed_records: self.inner.replayed_records,
             replayed_rows: self.inner.replayed_rows,
             mapped_rows: self.inner.mapped_rows,
+            maintenance: self
+                .inner
+                .counters
+                .snapshot(usize::from(st.frozen.is_some())),
         }
     }
 }

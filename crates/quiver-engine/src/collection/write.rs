@@ -28,19 +28,24 @@ impl Collection {
     /// and returns the LSN of the batch's WAL record once it is as durable as the
     /// sync policy promises. Cosine collections store normalized vectors. An empty
     /// batch writes nothing and returns the current LSN.
+    ///
+    /// When the memtable is full and the previous one is still being sealed, the call
+    /// first waits for that seal (see `seal`); it never waits for a graph build.
     pub fn upsert(&self, docs: Vec<Document>) -> Result<u64> {
+        self.inner.make_room();
         let lsn = self.inner.upsert(docs)?;
         self.inner.commit_text_if_due();
-        self.inner.seal_if_full();
+        self.inner.freeze_if_full();
         Ok(lsn)
     }
 
     /// Deletes `ids` (missing ids are fine) and returns the LSN of the WAL record.
     /// An empty list writes nothing and returns the current LSN.
     pub fn delete(&self, ids: &[String]) -> Result<u64> {
+        self.inner.make_room();
         let lsn = self.inner.delete(ids)?;
         self.inner.commit_text_if_due();
-        self.inner.seal_if_full();
+        self.inner.freeze_if_full();
         Ok(lsn)
     }
 }

@@ -16,7 +16,7 @@ use quiver_engine::Collection;
 use crate::app::{blocking, AppState};
 use crate::dto::{
     CollectionConfigView, CollectionInfo, CollectionList, CollectionSummary, CreateCollection,
-    Deleted, Flushed,
+    Deleted, Flushed, MaintenanceView,
 };
 use crate::error::{model_error, ApiError, ErrorBody};
 use crate::extract::CollectionPath;
@@ -146,6 +146,16 @@ pub(crate) fn info(c: &Collection) -> CollectionInfo {
         last_lsn: stats.last_lsn,
         checkpoint_lsn: stats.checkpoint_lsn,
         read_only: c.is_read_only(),
+        maintenance: MaintenanceView {
+            queued_memtables: stats.maintenance.queued_memtables,
+            sealing: stats.maintenance.sealing,
+            compacting: stats.maintenance.compacting,
+            seals: stats.maintenance.seals,
+            failed_seals: stats.maintenance.failed_seals,
+            compactions: stats.maintenance.compactions,
+            write_stalls: stats.maintenance.write_stalls,
+            write_stall_seconds: stats.maintenance.write_stall_time.as_secs_f64(),
+        },
     }
 }
 

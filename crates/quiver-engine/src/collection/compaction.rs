@@ -1,0 +1,171 @@
+//! Compaction: merging small segments (fewer than `compact_small_rows` live rows) and
+//! sparse ones (at least half deleted) into one, dropping deleted rows.
+//!
+//! Only the choice of segments and the final swap hold the maintenance lock; the long
+//! part (reading the rows, writing the new segment, building its graph) holds no lock
+//! that a seal, snapshot, query or write needs, and builds the graph on a pool of at
+//! most half the cores, so seals and writes keep going meanwhile. Rows deleted or
+//! superseded during the merge are carried over to the new segment at the swap. A
+//! collection being closed cancels the build between batches of inserts and removes
+//! the unfinished segment: its inputs were never touched. The crash ordering is the
+//! seal's (see `seal`).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use quiver_storage::segment::{write_segment, SegmentRow};
+use quiver_storage::StorageError;
+
+use super::{Collection, Inner, SEGMENTS_DIR};
+use crate::live_segment::LiveSegment;
+use crate::segment_graph::SegmentGraph;
+use crate::Result;
+
+/// Segments chosen for a merge, each with the live rows it had when chosen.
+type Picked = Vec<(Arc<LiveSegment>, Vec<usize>)>;
+
+impl Collection {
+    /// Merges small and sparse segments into one now, on the calling thread. Reads,
+    /// writes and seals continue meanwhile. Returns whether anything was merged.
+    pub fn compact(&self) -> Result<bool> {
+        self.inner.compact()
+    }
+}
+
+/// Threads a compaction's graph build may use: half the cores, at least one.
+fn build_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+impl Inner {
+    pub(super) fn compact(&self) -> Result<bool> {
+        let _one_at_a_time = self.compacting.lock();
+        let Some((picked, id)) = self.pick()? else {
+            return Ok(false);
+        };
+        let start = Instant::now();
+        self.counters.compacting.store(true, Ordering::Release);
+        let result = self.merge(&picked, id);
+        self.counters.compacting.store(false, Ordering::Release);
+        let merged = result?;
+        if merged {
+            self.counters.compaction_done(start.elapsed());
+        }
+        Ok(merged)
+    }
+
+    /// Chooses the segments to merge and reserves the new segment's id.
+    fn pick(&self) -> Result<Option<(Picked, u64)>> {
+        let mut manifest = self.maint.lock();
+        self.check_writable()?;
+        let small = self.opts.compact_small_rows;
+        let st = self.state.read();
+        let sparse = |s: &LiveSegment| s.deleted_count() * 2 >= s.segment().len();
+        let cands: Vec<&Arc<LiveSegment>> = st
+            .segments
+            .iter()
+            .filter(|s| s.live_count() < small || sparse(s))
+            .collect();
+        let worth = cands.len() >= 2 || cands.iter().any(|s| s.deleted_count() > 0 && sparse(s));
+        if !worth {
+            return Ok(None);
+        }
+        let picked = cands
+            .into_iter()
+            .map(|s| (Arc::clone(s), s.live_rows().collect()))
+            .collect();
+        let id = manifest.next_segment_id;
+        manifest.next_segment_id = id + 1;
+        Ok(Some((picked, id)))
+    }
+
+    /// Writes the picked segments' live rows as segment `id`, then swaps it in.
+    /// Returns false when the collection began closing first.
+    fn merge(&self, picked: &Picked, id: u64) -> Result<bool> {
+        let mut docs = Vec::new();
+        for (seg, rows) in picked {
+            for &row in rows {
+                docs.push(seg.segment().doc(row)?);
+            }
+        }
+        let new_seg = if docs.is_empty() {
+            None
+        } else {
+            let mut rows: Vec<SegmentRow<'_>> = docs
+                .iter()
+                .map(|d| SegmentRow {
+                    id: d.id,
+                    text: d.text,
+                    metadata_json: d.metadata_json,
+                    lsn: d.lsn,
+                    vector: d.vector,
+                })
+                .collect();
+            let path = write_segment(&self.dir.join(SEGMENTS_DIR), id, self.config.dim, &mut rows)?;
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(build_threads())
+                .thread_name(|i| format!("compact-build-{i}"))
+                .build()
+                .map_err(|e| StorageError::io(&self.dir, std::io::Error::other(e)))?;
+            let built = self.open_written(&path, |segment| {
+                pool.install(|| SegmentGraph::build(segment, &self.config, &self.closing))
+            })?;
+            match built {
+                Some(seg) => Some(Arc::new(seg)),
+                None => {
+                    tracing::info!(collection = %self.name, "compaction cancelled by close");
+                    return Ok(false);
+                }
+            }
+        };
+        self.swap_in(picked, new_seg)?;
+        Ok(true)
+    }
+
+    /// Replaces the picked segments with `new_seg`, in memory and in the manifest, then
+    /// removes their directories.
+    fn swap_in(&self, picked: &Picked, new_seg: Option<Arc<LiveSegment>>) -> Result<()> {
+        let mut manifest = self.maint.lock();
+        let old_ids: Vec<u64> = picked.iter().map(|(s, _)| s.id()).collect();
+        {
+            let mut st = self.state.write();
+            if let Some(new) = &new_seg {
+                // Rows deleted or superseded while the merge ran: carry the bits over.
+                let by_id: HashMap<&str, usize> = (0..new.segment().len())
+                    .map(|r| (new.segment().id_of(r), r))
+                    .collect();
+                for (seg, rows) in picked {
+                    for &row in rows {
+                        if seg.is_deleted(row) {
+                            if let Some(&r) = by_id.get(seg.segment().id_of(row)) {
+                                new.mark_deleted(r);
+                            }
+                        }
+                    }
+                }
+                Arc::make_mut(&mut st.segments).push(Arc::clone(new));
+            }
+            Arc::make_mut(&mut st.segments).retain(|s| !old_ids.contains(&s.id()));
+        }
+        // The in-memory manifest follows the swap at once, so a later seal never
+        // stores a list that disagrees with the segments writes are marking.
+        manifest.segments.retain(|id| !old_ids.contains(id));
+        if let Some(new) = &new_seg {
+            manifest.segments.push(new.id());
+        }
+        self.persist_tombstones()?;
+        manifest.store(&self.dir)?;
+        drop(manifest);
+        for (seg, _) in picked {
+            // Open mappings stay valid; a failure here only leaves garbage that the
+            // next open removes.
+            if let Err(e) = std::fs::remove_dir_all(seg.segment().dir()) {
+                tracing::warn!(collection = %self.name, segment = seg.id(), error = %e, "could not remove merged segment");
+            }
+        }
+        tracing::debug!(collection = %self.name, merged = ?old_ids, "compacted");
+        Ok(())
+    }
+}
