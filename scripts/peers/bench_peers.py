@@ -21,6 +21,11 @@ Subcommands (each reads from and writes to --work DIR; the answer is DIR/peer.js
          p50/p99 latency, and the top-k ids (the harness computes recall). Also insert and
          index-build seconds, disk bytes of the database directory, and the resident memory
          the database added to the process after the vectors were loaded.
+* ingest: the ingest rates of `quiver bench ingest` on DIR/base.npy, each system in a fresh
+         process of its own (ingest-one): hnswlib's graph build (space cosine, M,
+         ef_construction, --threads threads: the ceiling for any HNSW database), and Chroma's
+         and LanceDB's ingest as in `db` (the same inserts, LanceDB's index build included),
+         without the query sweep. Answer per system: insert and index-build seconds.
 * embed: PyTorch/transformers throughput on DIR/work.json ({"embed": {"BxL": [texts]},
          "rerank": {...}}): BERT models with mean pooling here; Qwen3 models through
          embed_throughput.py (last-token pooling, reranker).
@@ -140,6 +145,22 @@ def sweep(name, set_ef, set_threads, search, queries, efs, k, threads):
     return points
 
 
+def hnswlib_build(base, space, m, ef_construction, threads):
+    """Builds an hnswlib index over every row of base on threads threads; returns it and the seconds."""
+    import hnswlib
+    import numpy as np
+
+    n, dim = base.shape
+    index = hnswlib.Index(space=space, dim=dim)
+    index.init_index(max_elements=n, ef_construction=ef_construction, M=m, random_seed=100)
+    index.set_num_threads(threads)
+    t = time.perf_counter()
+    index.add_items(base, np.arange(n))
+    build = time.perf_counter() - t
+    log(f"hnswlib built {n} in {build:.1f} s on {threads} threads")
+    return index, build
+
+
 def cmd_ann(args):
     import faiss
     import hnswlib
@@ -152,13 +173,7 @@ def cmd_ann(args):
     answer = {"versions": {"hnswlib": getattr(hnswlib, "__version__", "0.8.0"), "faiss": faiss.__version__,
                            "numpy": np.__version__}}
 
-    index = hnswlib.Index(space="ip", dim=dim)
-    index.init_index(max_elements=n, ef_construction=args.ef_construction, M=args.m, random_seed=100)
-    index.set_num_threads(args.threads)
-    t = time.perf_counter()
-    index.add_items(base, np.arange(n))
-    build = time.perf_counter() - t
-    log(f"hnswlib built in {build:.1f} s")
+    index, build = hnswlib_build(base, "ip", args.m, args.ef_construction, args.threads)
 
     def hnsw_search(q, k):
         labels, _ = index.knn_query(q, k=k)
@@ -230,7 +245,8 @@ def query_sweep(name, set_ef, search, queries, efs, k):
     return points
 
 
-def db_chroma(args, base, queries, path):
+def chroma_insert(args, base, path):
+    """A Chroma collection holding every row of base, added in batches of --batch; returns it and the seconds."""
     import chromadb
     from chromadb.config import Settings
 
@@ -249,6 +265,17 @@ def db_chroma(args, base, queries, path):
     if coll.count() != n:
         sys.exit(f"peers: chroma holds {coll.count()} of {n} documents")
     log(f"chroma inserted {n} in {ingest:.1f} s")
+    return coll, ingest
+
+
+def chroma_index(args):
+    return f"Chroma HNSW, space cosine, max_neighbors {args.m}, ef_construction {args.ef_construction}"
+
+
+def db_chroma(args, base, queries, path):
+    import chromadb
+
+    coll, ingest = chroma_insert(args, base, path)
 
     def set_ef(ef):
         coll.modify(configuration={"hnsw": {"ef_search": ef}})
@@ -258,12 +285,13 @@ def db_chroma(args, base, queries, path):
         return [int(x) for x in r["ids"][0]]
 
     sweep = query_sweep("chroma", set_ef, search, queries, args.efs_list, args.k)
-    return {"index": f"Chroma HNSW, space cosine, max_neighbors {args.m}, ef_construction "
-                     f"{args.ef_construction}, ef_search swept", "ingest_seconds": ingest, "index_seconds": 0.0,
+    return {"index": f"{chroma_index(args)}, ef_search swept", "ingest_seconds": ingest, "index_seconds": 0.0,
             "sweep": sweep, "version": chromadb.__version__}
 
 
-def db_lancedb(args, base, queries, path):
+def lancedb_insert(args, base, path):
+    """A LanceDB table holding every row of base, added in batches of --batch, then its IVF_HNSW_SQ index;
+    returns it, the insert seconds and the index-build seconds."""
     import lancedb
     import pyarrow as pa
 
@@ -291,6 +319,18 @@ def db_lancedb(args, base, queries, path):
     log(f"lancedb built IVF_HNSW_SQ in {index:.1f} s")
     if table.count_rows() != n:
         sys.exit(f"peers: lancedb holds {table.count_rows()} of {n} rows")
+    return table, ingest, index
+
+
+def lancedb_index(args):
+    return (f"LanceDB IVF_HNSW_SQ, 1 partition, m {args.m}, ef_construction {args.ef_construction}, "
+            "8-bit scalar quantization")
+
+
+def db_lancedb(args, base, queries, path):
+    import lancedb
+
+    table, ingest, index = lancedb_insert(args, base, path)
     state = {"ef": max(args.efs_list)}
 
     def set_ef(ef):
@@ -303,42 +343,82 @@ def db_lancedb(args, base, queries, path):
         return r.column("id").to_pylist()
 
     sweep = query_sweep("lancedb", set_ef, search, queries, args.efs_list, args.k)
-    return {"index": f"LanceDB IVF_HNSW_SQ, 1 partition, m {args.m}, ef_construction {args.ef_construction}, "
-                     "8-bit scalar quantization, no refine, ef swept", "ingest_seconds": ingest,
+    return {"index": f"{lancedb_index(args)}, no refine, ef swept", "ingest_seconds": ingest,
             "index_seconds": index, "sweep": sweep, "version": lancedb.__version__}
 
 
-def cmd_db_one(args):
+def ingest_hnswlib(args, base, _path):
+    import hnswlib
+
+    _index, build = hnswlib_build(base, "cosine", args.m, args.ef_construction, args.threads)
+    return {"index": f"hnswlib, space cosine, M {args.m}, ef_construction {args.ef_construction}, "
+                     f"{args.threads} threads", "ingest_seconds": build, "index_seconds": 0.0, "threads": args.threads,
+            "version": getattr(hnswlib, "__version__", "0.8.0")}
+
+
+def ingest_chroma(args, base, path):
+    import chromadb
+
+    _coll, ingest = chroma_insert(args, base, path)
+    return {"index": chroma_index(args), "ingest_seconds": ingest, "index_seconds": 0.0,
+            "version": chromadb.__version__}
+
+
+def ingest_lancedb(args, base, path):
+    import lancedb
+
+    _table, ingest, index = lancedb_insert(args, base, path)
+    return {"index": lancedb_index(args), "ingest_seconds": ingest, "index_seconds": index,
+            "version": lancedb.__version__}
+
+
+def load_npy(work, name):
     import numpy as np
 
-    base = np.ascontiguousarray(np.load(os.path.join(args.work, "base.npy")), dtype=np.float32)
-    queries = np.ascontiguousarray(np.load(os.path.join(args.work, "queries.npy")), dtype=np.float32)
+    return np.ascontiguousarray(np.load(os.path.join(work, name)), dtype=np.float32)
+
+
+def cmd_one(args):
+    """One system of `db` or `ingest`, in this process; writes DIR/<system>.json."""
+    base = load_npy(args.work, "base.npy")
     args.efs_list = [int(e) for e in args.efs.split(",")]
     path = os.path.join(args.work, f"{args.system}-db")
     shutil.rmtree(path, ignore_errors=True)  # a fresh database every run
     before = rss_bytes()
-    run = {"chroma": db_chroma, "lancedb": db_lancedb}[args.system]
-    result = run(args, base, queries, path)
+    if args.bench == "db-one":
+        queries = load_npy(args.work, "queries.npy")
+        result = {"chroma": db_chroma, "lancedb": db_lancedb}[args.system](args, base, queries, path)
+    else:
+        result = {"hnswlib": ingest_hnswlib, "chroma": ingest_chroma,
+                  "lancedb": ingest_lancedb}[args.system](args, base, path)
     result["rss_bytes"] = max(0, rss_bytes() - before)
     result["disk_bytes"] = dir_bytes(path)
     with open(os.path.join(args.work, f"{args.system}.json"), "w", encoding="utf-8") as f:
         json.dump(result, f)
 
 
-def cmd_db(args):
-    """Each database in a process of its own, so neither's memory or threads touch the other."""
+def each_in_own_process(args, one, systems):
+    """Runs `one` per system in a process of its own, so none's memory or threads touch another."""
     import numpy as np
 
     answer = {"versions": {"numpy": np.__version__, "python": sys.version.split()[0]}}
-    for system in ("chroma", "lancedb"):
-        subprocess.run([sys.executable, os.path.abspath(__file__), "db-one", "--system", system, "--work", args.work,
+    for system in systems:
+        subprocess.run([sys.executable, os.path.abspath(__file__), one, "--system", system, "--work", args.work,
                         "--m", str(args.m), "--ef-construction", str(args.ef_construction), "--efs", args.efs,
-                        "--k", str(args.k), "--batch", str(args.batch)], check=True)
+                        "--k", str(args.k), "--batch", str(args.batch), "--threads", str(args.threads)], check=True)
         with open(os.path.join(args.work, f"{system}.json"), encoding="utf-8") as f:
             result = json.load(f)
         answer["versions"][system] = result.pop("version")
         answer[system] = result
     write_answer(args.work, answer)
+
+
+def cmd_db(args):
+    each_in_own_process(args, "db-one", ("chroma", "lancedb"))
+
+
+def cmd_ingest(args):
+    each_in_own_process(args, "ingest-one", ("hnswlib", "chroma", "lancedb"))
 
 
 def cmd_embed(args):
@@ -420,17 +500,21 @@ def main():
     db = sub.add_parser("db")
     one = sub.add_parser("db-one")
     one.add_argument("--system", choices=["chroma", "lancedb"], required=True)
-    for p in (db, one):
+    ingest = sub.add_parser("ingest")
+    ingest_one = sub.add_parser("ingest-one")
+    ingest_one.add_argument("--system", choices=["hnswlib", "chroma", "lancedb"], required=True)
+    for p in (db, one, ingest, ingest_one):
         p.add_argument("--m", type=int, default=16)
         p.add_argument("--ef-construction", type=int, default=200)
         p.add_argument("--efs", default="16,32,64,128,256")
         p.add_argument("--k", type=int, default=10)
         p.add_argument("--batch", type=int, default=1000)
-    for p in (ir, ann, emb, db, one):
+    for p in (ir, ann, emb, db, one, ingest, ingest_one):
         p.add_argument("--work", required=True)
         p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    {"ir": cmd_ir, "ann": cmd_ann, "embed": cmd_embed, "db": cmd_db, "db-one": cmd_db_one}[args.bench](args)
+    {"ir": cmd_ir, "ann": cmd_ann, "embed": cmd_embed, "db": cmd_db, "db-one": cmd_one, "ingest": cmd_ingest,
+     "ingest-one": cmd_one}[args.bench](args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use quiver_bench::ann::{AnnOptions, Source};
 use quiver_bench::db::DbOptions;
 use quiver_bench::embed::EmbedOptions;
-use quiver_bench::ingest::{IngestOptions, Target};
+use quiver_bench::ingest::{IngestOptions, Sizes, Target};
 use quiver_bench::ir::IrOptions;
 use quiver_bench::peers::Peers;
 use quiver_bench::Report;
@@ -121,7 +121,8 @@ enum Bench {
         #[arg(long, default_value_t = 2.0)]
         min_seconds: f64,
     },
-    /// Documents/s over HTTP, per WAL sync policy, with supplied vectors and with embedding.
+    /// Documents/s and batch latency over HTTP, per WAL sync policy, with supplied vectors
+    /// and with embedding; hnswlib's build rate, Chroma and LanceDB as peers.
     Ingest {
         #[command(flatten)]
         common: Common,
@@ -130,25 +131,51 @@ enum Bench {
         url: Option<String>,
         #[arg(long, env = "QUIVER_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
-        /// Texts come from this BEIR corpus.
+        /// Base vectors (.fvecs or .npy); without it, clustered vectors are generated.
+        #[arg(long)]
+        vectors: Option<PathBuf>,
+        /// Vectors posted: generated, or the first N of --vectors; 0 skips [default:
+        /// 300000, --quick 20000].
+        #[arg(long, alias = "docs")]
+        n: Option<usize>,
+        /// Generated: dimension.
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        /// Generated: clusters.
+        #[arg(long, default_value_t = 500)]
+        clusters: usize,
+        #[arg(long, default_value_t = 16)]
+        m: usize,
+        #[arg(long, default_value_t = 200)]
+        ef_construction: usize,
+        /// Documents per upsert request with supplied vectors.
+        #[arg(long, default_value_t = 1_000)]
+        batch: usize,
+        /// Concurrent upsert clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// WAL sync policies to spawn the server with [default: always,interval, --quick
+        /// always].
+        #[arg(long, value_delimiter = ',')]
+        policies: Option<Vec<String>>,
+        /// Texts for server-side embedding come from this BEIR corpus.
         #[arg(long, default_value = DEFAULT_DATASET)]
         dataset: PathBuf,
         #[arg(long, default_value = DEFAULT_MODEL)]
         model: String,
-        /// Documents posted with supplied vectors.
-        #[arg(long, default_value_t = 20_000)]
-        docs: usize,
-        /// Documents posted for server-side embedding (0 skips).
-        #[arg(long, default_value_t = 512)]
-        embed_docs: usize,
-        #[arg(long, default_value_t = 384)]
-        dim: usize,
+        /// Documents posted for server-side embedding; 0 skips [default: 512, --quick 64].
+        #[arg(long)]
+        embed_docs: Option<usize>,
+        /// Documents per request for server-side embedding.
         #[arg(long, default_value_t = 256)]
-        batch: usize,
-        #[arg(long, default_value_t = 4)]
-        clients: usize,
-        #[arg(long, value_delimiter = ',', default_value = "always,interval,never")]
-        policies: Vec<String>,
+        embed_batch: usize,
+        /// The spawned server's storage.seal_rows [default: the server's, --quick 5000].
+        #[arg(long)]
+        seal_rows: Option<usize>,
+        /// A couple of minutes: 20,000 vectors, WAL always, 64 embedded documents, seals
+        /// every 5,000 rows (flags given explicitly still apply).
+        #[arg(long)]
+        quick: bool,
     },
     /// Database level over HTTP: a real server's ingest, QPS, latency and recall@10 over an
     /// ef sweep, disk and RSS; Chroma and LanceDB as peers.
@@ -305,18 +332,22 @@ pub fn run(args: Args) -> Result<()> {
             common,
             url,
             api_key,
-            dataset,
-            model,
-            docs,
-            embed_docs,
+            vectors,
+            n,
             dim,
+            clusters,
+            m,
+            ef_construction,
             batch,
             clients,
             policies,
+            dataset,
+            model,
+            embed_docs,
+            embed_batch,
+            seal_rows,
+            quick,
         } => {
-            for p in &policies {
-                quiver_bench::ingest::policy_env(p)?;
-            }
             let target = match url {
                 Some(u) => Target::Url(u),
                 None => Target::Spawn {
@@ -324,18 +355,18 @@ pub fn run(args: Args) -> Result<()> {
                     data_dir: common.data_dir.clone(),
                 },
             };
-            let o = IngestOptions {
-                target,
-                dataset,
-                docs,
-                embed_docs,
-                model,
-                dim,
-                batch,
-                clients,
-                policies,
-                api_key,
-            };
+            let mut o = IngestOptions::new(target, dataset, model);
+            o.sizes = Sizes::resolve(quick, n, policies, embed_docs, seal_rows)?;
+            o.vectors = vectors;
+            o.dim = dim;
+            o.clusters = clusters;
+            o.m = m;
+            o.ef_construction = ef_construction;
+            o.batch = batch.max(1);
+            o.clients = clients.max(1);
+            o.embed_batch = embed_batch.max(1);
+            o.api_key = api_key;
+            o.peers = peers(common.peers);
             finish(quiver_bench::ingest::run(&o)?, common.out.as_deref())
         }
         Bench::Db {
@@ -355,7 +386,7 @@ pub fn run(args: Args) -> Result<()> {
             wal_sync,
             quick,
         } => {
-            quiver_bench::ingest::policy_env(&wal_sync)?;
+            quiver_bench::server::policy_env(&wal_sync)?;
             let (n, dim, clusters, queries, efs) = if quick {
                 (3_000, 64, 30, 100, vec![16, 128])
             } else {

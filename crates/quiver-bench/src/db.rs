@@ -5,14 +5,15 @@
 //! 1. Vectors come from the same sources as `bench ann` ([`crate::ann::Source`]); they are
 //!    L2-normalized, and the exact top-10 per query is computed here with
 //!    [`quiver_index::exact_search`] (the ground truth for every system).
-//! 2. The current executable is started as `quiver serve` (as `bench ingest` does). A
+//! 2. The current executable is started as `quiver serve` ([`crate::server`]). A
 //!    collection with the given `m` / `ef_construction` gets every vector upserted by
 //!    `clients` threads in batches of `batch`, each document carrying
 //!    `{"i": n, "group": n % 10}` as metadata. Ingest docs/s is documents over the time from
 //!    the first request to the last acknowledgement.
-//! 3. The harness then polls `GET /collections/{name}` until the row count is complete and
-//!    the segment and memtable counts have stopped changing (sealing and compaction run in
-//!    the background), so queries see the data as the server keeps it at rest.
+//! 3. The harness then flushes and polls `GET /collections/{name}` until the row count is
+//!    complete and the answer (segment and memtable counts, checkpoint) has stopped
+//!    changing (sealing and compaction run in the background), so queries see the data as
+//!    the server keeps it at rest.
 //! 4. Per `ef` of the sweep, `mode: dense, top_k: 10` queries with a per-query `ef`: one
 //!    client (p50/p99 latency, recall@10, and the server's `timings_ms.dense` and, where the
 //!    server reports it, `timings_ms.dense_index`, averaged), then `query_clients` clients at
@@ -38,11 +39,11 @@ use serde_json::{json, Value};
 
 use crate::ann::{dir_bytes, ground_truth, load, Source, TARGET_RECALL};
 use crate::db_peers;
-use crate::ingest::{spawn, Spawned};
 use crate::machine;
 use crate::metrics::{overlap_recall, percentile_ms};
 use crate::peers::Peers;
 use crate::report::{fmt_num, table, Report};
+use crate::server::{settle, spawn, upsert_all, Spawned};
 use crate::vectors::Vectors;
 use crate::{BenchError, Result};
 
@@ -52,8 +53,6 @@ pub const K: usize = 10;
 const COLLECTION: &str = "bench_db";
 /// Longest wait for sealing and compaction to settle after the last upsert.
 const SETTLE_LIMIT: Duration = Duration::from_secs(900);
-/// Segment and memtable counts must hold still this long to count as settled.
-const SETTLE_QUIET: Duration = Duration::from_secs(3);
 
 /// What `quiver bench db` was asked to do.
 #[derive(Debug, Clone)]
@@ -129,85 +128,6 @@ pub fn process_rss(pid: u32) -> Option<u64> {
         .parse::<u64>()
         .ok()?;
     Some(kb * 1024)
-}
-
-/// The upsert body for rows `first..first + count`.
-fn batch_body(base: &Vectors, first: usize, count: usize) -> Value {
-    let docs: Vec<Value> = (first..first + count)
-        .map(|i| {
-            json!({
-                "id": i.to_string(),
-                "vector": base.row(i),
-                "metadata": {"i": i, "group": i % 10},
-            })
-        })
-        .collect();
-    json!({ "documents": docs })
-}
-
-/// Upserts every row from `clients` threads; returns the seconds from first request to
-/// last acknowledgement.
-fn ingest(http: &Client, base: &Vectors, batch: usize, clients: usize) -> Result<f64> {
-    let batch = batch.max(1);
-    let batches = base.len().div_ceil(batch);
-    let next = AtomicUsize::new(0);
-    let path = format!("/collections/{COLLECTION}/documents");
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..clients.max(1))
-            .map(|_| {
-                s.spawn(|| loop {
-                    let b = next.fetch_add(1, Ordering::Relaxed);
-                    if b >= batches {
-                        return Ok(());
-                    }
-                    let first = b * batch;
-                    let body = batch_body(base, first, batch.min(base.len() - first));
-                    http.call("POST", &path, Some(&body))?;
-                })
-            })
-            .collect();
-        workers.into_iter().try_for_each(|w| {
-            w.join()
-                .unwrap_or_else(|_| Err(BenchError::Server("client thread panicked".into())))
-        })
-    })?;
-    Ok(start.elapsed().as_secs_f64())
-}
-
-/// Waits until the collection holds `n` rows and its segment and memtable counts have held
-/// still for [`SETTLE_QUIET`]; returns the seconds waited and the last collection info.
-fn settle(http: &Client, n: usize) -> Result<(f64, Value)> {
-    let start = Instant::now();
-    let path = format!("/collections/{COLLECTION}");
-    let shape = |v: &Value| {
-        (
-            v["count"].as_u64(),
-            v["segments"].clone(),
-            v["memtable_entries"].clone(),
-        )
-    };
-    let mut info = http.call("GET", &path, None)?;
-    let mut quiet_since = Instant::now();
-    loop {
-        std::thread::sleep(Duration::from_millis(250));
-        let now = http.call("GET", &path, None)?;
-        if shape(&now) != shape(&info) {
-            quiet_since = Instant::now();
-        }
-        info = now;
-        let complete = info["count"].as_u64() == Some(n as u64);
-        if complete && quiet_since.elapsed() >= SETTLE_QUIET {
-            break;
-        }
-        if start.elapsed() > SETTLE_LIMIT {
-            eprintln!(
-                "db: the collection did not settle in {SETTLE_LIMIT:?}; measuring as it is: {info}"
-            );
-            break;
-        }
-    }
-    Ok((start.elapsed().as_secs_f64(), info))
 }
 
 fn query_body(q: &[f32], ef: usize) -> Value {
@@ -303,7 +223,7 @@ fn measure_quiver(
     truth: &[Vec<u64>],
 ) -> Result<Measured> {
     // No models are needed: the data directory given to spawn has none to link.
-    let server: Spawned = spawn(&opts.exe, Path::new("/nonexistent"), &opts.wal_sync)?;
+    let server: Spawned = spawn(&opts.exe, Path::new("/nonexistent"), &opts.wal_sync, None)?;
     let http = Client::new(&server.url, None);
     let body = json!({"dim": base.dim, "distance": "cosine",
         "hnsw": {"m": opts.m, "ef_construction": opts.ef_construction}});
@@ -314,7 +234,7 @@ fn measure_quiver(
         opts.clients,
         opts.batch
     );
-    let ingest_seconds = ingest(&http, base, opts.batch, opts.clients)?;
+    let ingest_seconds = upsert_all(&http, COLLECTION, base, opts.batch, opts.clients)?.seconds;
     eprintln!(
         "db: ingested in {ingest_seconds:.1} s; flushing, then waiting for sealing to settle"
     );
@@ -323,8 +243,14 @@ fn measure_quiver(
     let flush_start = Instant::now();
     http.call("POST", &format!("/collections/{COLLECTION}/flush"), None)?;
     let flush_seconds = flush_start.elapsed().as_secs_f64();
-    let (settle_seconds, info) = settle(&http, base.len())?;
-    let settle_seconds = settle_seconds + flush_seconds;
+    let settled = settle(&http, COLLECTION, base.len(), SETTLE_LIMIT)?;
+    if !settled.settled {
+        eprintln!(
+            "db: the collection did not settle in {SETTLE_LIMIT:?}; measuring as it is: {}",
+            settled.last
+        );
+    }
+    let (settle_seconds, info) = (settled.waited + flush_seconds, settled.last);
     eprintln!(
         "db: settled after {settle_seconds:.1} s: {} segments, {} in the memtable",
         info["segments"], info["memtable_entries"]
@@ -495,20 +421,6 @@ pub fn run(opts: &DbOptions) -> Result<Report> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batch_bodies_carry_ids_vectors_and_metadata() {
-        let base = Vectors {
-            dim: 2,
-            data: vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8],
-        };
-        let b = batch_body(&base, 1, 2);
-        let docs = b["documents"].as_array().unwrap();
-        assert_eq!(docs.len(), 2);
-        assert_eq!(docs[0]["id"], "1");
-        assert_eq!(docs[1]["vector"][1].as_f64().unwrap() as f32, 0.8);
-        assert_eq!(docs[1]["metadata"], json!({"i": 2, "group": 2}));
-    }
 
     #[test]
     fn hit_rows_read_numeric_ids_and_refuse_others() {

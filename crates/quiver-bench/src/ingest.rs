@@ -1,29 +1,53 @@
 //! `quiver bench ingest`: documents per second end to end over HTTP, against a real server.
 //!
-//! With a spawn target it starts the `quiver` binary (`serve --listen 127.0.0.1:0`) once
-//! per WAL sync policy (`always`, `interval`, `never`, set through
-//! `QUIVER_STORAGE_WAL_SYNC`) with a fresh temporary data directory whose `models/` links
-//! to the real one; with a URL it measures that server as it is configured. Each run
-//! creates two collections and posts the same documents to both, in batches, from several
-//! client threads at once: one with vectors supplied by the client (random unit vectors),
-//! one embedding the text on the server. The figure is documents / wall-clock seconds from
-//! the first request to the last answer.
+//! With a spawn target it starts the `quiver` binary ([`crate::server::spawn`]) once per WAL
+//! sync policy (`always`, `interval`, `never`, set through `QUIVER_STORAGE_WAL_SYNC`) on a
+//! fresh scratch directory whose `models/` links to the real one; with a URL it measures
+//! that server as it is configured. Against each server:
 //!
-//! `results.runs` rows: `{policy, mode, documents, seconds, docs_per_s}`.
+//! 1. Supplied vectors, at scale: `n` unit vectors (generated clustered vectors, the same
+//!    as `bench db`'s, or the first `n` rows of a `.npy` / `.fvecs` file, L2-normalized)
+//!    upserted into a fresh cosine collection (`m`, `ef_construction`) by `clients` threads
+//!    in batches of `batch`, each document `{"id", "vector", "metadata": {"i", "group"}}` as
+//!    in `bench db`. Every request is timed. docs/s is sustained: documents over the
+//!    seconds from the first request to the last answer; batch latency p50 / p99 / max and
+//!    max / p50 show stalls. Then `GET /collections/{name}` is polled until its answer holds
+//!    still ([`crate::server::settle`]): the seconds until it last changed are how long
+//!    background sealing and compaction went on after the last answer, and its plain
+//!    fields at the last answer and once settled are printed as the server gives them.
+//! 2. Embedding on the server: `embed_docs` texts of a BEIR corpus (cycled) posted without
+//!    vectors into a collection embedding with `model` (0 skips this).
+//!
+//! With peers ([`crate::ingest_peers`]), hnswlib's graph build rate, Chroma's and LanceDB's
+//! ingest of the same vectors, and Quiver's docs/s under each policy against each.
+//!
+//! `results.runs` rows: `{policy, mode, documents, seconds, docs_per_s}`; rows of mode
+//! `vectors` add `latency: {p50_ms, p99_ms, max_ms, max_over_p50}`, `batches: [{start_s,
+//! ms}]` in batch order and `settle: {changed_after_s, waited_s, settled, at_last_answer,
+//! settled_info}`.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use quiver_client::Client;
 use serde_json::{json, Value};
 
 use crate::beir::Dataset;
+use crate::ingest_peers::{self, IngestPeer};
+use crate::machine;
+use crate::metrics::Latency;
+use crate::peers::Peers;
 use crate::report::{fmt_num, table, Report};
-use crate::vectors::clustered;
+use crate::server::{info_fields, policy_env, settle, spawn, upsert_all, Loaded, Settled};
+use crate::vectors::{clustered, Vectors};
 use crate::{BenchError, Result};
+
+/// Longest wait for sealing and compaction to settle after the last answer.
+const SETTLE_LIMIT: Duration = Duration::from_secs(600);
+/// Seed and spread of generated vectors: `bench db`'s and `bench ann`'s sets.
+const SEED: u64 = 7;
+const SPREAD: f32 = 0.6;
 
 /// Which server to measure.
 #[derive(Debug, Clone)]
@@ -34,90 +58,206 @@ pub enum Target {
     Spawn { exe: PathBuf, data_dir: PathBuf },
 }
 
+/// How much a run does: vectors posted, WAL policies, documents embedded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sizes {
+    pub n: usize,
+    pub policies: Vec<String>,
+    pub embed_docs: usize,
+    /// The spawned server's `storage.seal_rows` (its default when `None`).
+    pub seal_rows: Option<usize>,
+}
+
+impl Sizes {
+    /// The full run: 300,000 vectors, WAL `always` and `interval`, 512 embedded documents.
+    pub fn full() -> Sizes {
+        Sizes {
+            n: 300_000,
+            policies: vec!["always".into(), "interval".into()],
+            embed_docs: 512,
+            seal_rows: None,
+        }
+    }
+
+    /// The quick run: 20,000 vectors, WAL `always`, 64 embedded documents, seals every
+    /// 5,000 rows (so that the run crosses seals and compactions).
+    pub fn quick() -> Sizes {
+        Sizes {
+            n: 20_000,
+            policies: vec!["always".into()],
+            embed_docs: 64,
+            seal_rows: Some(5_000),
+        }
+    }
+
+    /// The full or quick sizes with whatever was given explicitly in their place; every
+    /// policy must be known.
+    pub fn resolve(
+        quick: bool,
+        n: Option<usize>,
+        policies: Option<Vec<String>>,
+        embed_docs: Option<usize>,
+        seal_rows: Option<usize>,
+    ) -> Result<Sizes> {
+        let base = if quick { Sizes::quick() } else { Sizes::full() };
+        let sizes = Sizes {
+            n: n.unwrap_or(base.n),
+            policies: policies.unwrap_or(base.policies),
+            embed_docs: embed_docs.unwrap_or(base.embed_docs),
+            seal_rows: seal_rows.or(base.seal_rows),
+        };
+        if sizes.policies.is_empty() {
+            return Err(BenchError::InvalidInput(
+                "--policies needs at least one policy".into(),
+            ));
+        }
+        for p in &sizes.policies {
+            policy_env(p)?;
+        }
+        Ok(sizes)
+    }
+}
+
 /// What `quiver bench ingest` was asked to do.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     pub target: Target,
-    /// Texts come from this BEIR corpus (cycled when more documents are asked for).
-    pub dataset: PathBuf,
-    /// Documents posted with supplied vectors.
-    pub docs: usize,
-    /// Documents posted for server-side embedding (0 skips that mode).
-    pub embed_docs: usize,
-    /// Model for server-side embedding.
-    pub model: String,
-    /// Length of supplied vectors.
+    /// Base vectors (`.npy` / `.fvecs`); generated when `None`.
+    pub vectors: Option<PathBuf>,
+    /// Vectors posted (0 skips that mode) and WAL policies, documents embedded.
+    pub sizes: Sizes,
+    /// Generated vectors: length and clusters.
     pub dim: usize,
+    pub clusters: usize,
+    /// The collection's HNSW settings (and the peers').
+    pub m: usize,
+    pub ef_construction: usize,
+    /// Documents per request with supplied vectors.
     pub batch: usize,
     pub clients: usize,
-    /// Policies to spawn with (`always`, `interval`, `never`).
-    pub policies: Vec<String>,
+    /// Texts for server-side embedding come from this BEIR corpus (cycled).
+    pub dataset: PathBuf,
+    /// Documents per request for server-side embedding.
+    pub embed_batch: usize,
+    /// Model for server-side embedding.
+    pub model: String,
     pub api_key: Option<String>,
+    pub peers: Option<Peers>,
 }
 
-/// `QUIVER_STORAGE_WAL_SYNC` value for a policy name.
-pub fn policy_env(name: &str) -> Result<&'static str> {
-    match name {
-        "always" => Ok("always"),
-        "interval" => Ok("{ interval_ms = 50 }"),
-        "never" => Ok("never"),
-        other => Err(BenchError::InvalidInput(format!(
-            "unknown policy {other:?} (always, interval, never)"
-        ))),
+impl IngestOptions {
+    /// The full-size run against `target`, with 384-dim generated vectors.
+    pub fn new(target: Target, dataset: PathBuf, model: String) -> Self {
+        IngestOptions {
+            target,
+            vectors: None,
+            sizes: Sizes::full(),
+            dim: 384,
+            clusters: 500,
+            m: 16,
+            ef_construction: 200,
+            batch: 1_000,
+            clients: 4,
+            dataset,
+            embed_batch: 256,
+            model,
+            api_key: None,
+            peers: None,
+        }
     }
 }
 
-/// A spawned server, killed on drop.
-pub(crate) struct Spawned {
-    pub(crate) child: Child,
-    pub(crate) url: String,
-    /// The server's scratch data directory, removed on drop.
-    pub(crate) dir: tempfile::TempDir,
+/// One run of supplied vectors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorRun {
+    pub policy: String,
+    pub documents: usize,
+    pub loaded: Loaded,
+    pub settled: Settled,
 }
 
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl VectorRun {
+    /// Sustained documents per second.
+    pub fn docs_per_s(&self) -> f64 {
+        self.documents as f64 / self.loaded.seconds.max(1e-9)
+    }
+
+    pub fn latency(&self) -> Latency {
+        Latency::of(&self.loaded.latencies())
+    }
+
+    fn json(&self) -> Value {
+        let s = &self.settled;
+        json!({"policy": self.policy, "mode": "vectors", "documents": self.documents,
+            "seconds": self.loaded.seconds, "docs_per_s": self.docs_per_s(),
+            "latency": self.latency(), "batches": self.loaded.batches,
+            "settle": {"changed_after_s": s.changed_after, "waited_s": s.waited,
+                "settled": s.settled, "at_last_answer": s.first, "settled_info": s.last}})
+    }
+
+    /// The row of the throughput and latency table.
+    pub fn row(&self) -> Vec<String> {
+        let l = self.latency();
+        vec![
+            self.policy.clone(),
+            self.documents.to_string(),
+            format!("{:.1}", self.loaded.seconds),
+            fmt_num(self.docs_per_s()),
+            format!("{:.0}", l.p50_ms),
+            format!("{:.0}", l.p99_ms),
+            format!("{:.0}", l.max_ms),
+            format!("{:.1}", l.max_over_p50),
+        ]
+    }
+
+    /// The row of the after-the-last-answer table.
+    pub fn settle_row(&self) -> Vec<String> {
+        let s = &self.settled;
+        let settled = if s.settled {
+            info_fields(&s.last)
+        } else {
+            format!("not settled in {:.0} s: {}", s.waited, info_fields(&s.last))
+        };
+        vec![
+            self.policy.clone(),
+            format!("{:.1}", s.changed_after),
+            info_fields(&s.first),
+            settled,
+        ]
     }
 }
 
-pub(crate) fn spawn(exe: &Path, data_dir: &Path, policy: &str) -> Result<Spawned> {
-    let dir = tempfile::tempdir().map_err(|e| BenchError::io(Path::new("temp dir"), e))?;
-    let models =
-        std::path::absolute(data_dir.join("models")).map_err(|e| BenchError::io(data_dir, e))?;
-    if models.is_dir() {
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(&models, dir.path().join("models"))
-            .map_err(|e| BenchError::io(&models, e))?;
+/// One run of server-side embedding.
+#[derive(Debug, Clone, PartialEq)]
+struct EmbedRun {
+    policy: String,
+    documents: usize,
+    seconds: f64,
+}
+
+impl EmbedRun {
+    fn docs_per_s(&self) -> f64 {
+        self.documents as f64 / self.seconds.max(1e-9)
     }
-    let mut child = Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("QUIVER_STORAGE_WAL_SYNC", policy_env(policy)?)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| BenchError::Server(format!("cannot start {}: {e}", exe.display())))?;
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        BufReader::new(out)
-            .read_line(&mut line)
-            .map_err(|e| BenchError::io(exe, e))?;
+}
+
+/// The vectors to post, and what they are.
+fn load_vectors(opts: &IngestOptions) -> Result<(Vectors, String)> {
+    let n = opts.sizes.n;
+    match &opts.vectors {
+        Some(path) => {
+            let mut v = Vectors::read(path)?;
+            let rows = n.min(v.len());
+            v.data.truncate(rows * v.dim);
+            v.normalize();
+            Ok((v, format!("file: {}, first {rows} rows", path.display())))
+        }
+        None => {
+            let (v, _) = clustered(SEED, n, 0, opts.dim, opts.clusters, SPREAD);
+            let what = format!("generated: {n} x {}, {} clusters", opts.dim, opts.clusters);
+            Ok((v, what))
+        }
     }
-    let Some(addr) = line.trim().strip_prefix("listening on ") else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(BenchError::Server(format!(
-            "server did not start (first line {line:?})"
-        )));
-    };
-    Ok(Spawned {
-        url: addr.to_string(),
-        child,
-        dir,
-    })
 }
 
 /// Posts `docs` in batches from `clients` threads; returns seconds.
@@ -152,132 +292,298 @@ fn post_all(
     Ok(start.elapsed().as_secs_f64())
 }
 
-fn documents(data: &Dataset, n: usize, vectors: Option<usize>, tag: &str) -> Vec<Value> {
-    let vecs = vectors.map(|dim| clustered(11, n, 0, dim, 32, 0.6).0);
+/// `n` documents of the corpus's texts (cycled), without vectors.
+fn documents(data: &Dataset, n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| {
             let d = &data.docs[i % data.docs.len()];
-            let mut doc = json!({"id": format!("{tag}-{i}"), "text": d.text});
-            if let Some(v) = &vecs {
-                doc["vector"] = json!(v.row(i));
-            }
-            doc
+            json!({"id": format!("embedding-{i}"), "text": d.text})
         })
         .collect()
 }
 
-/// One measured run against `http`.
-fn measure(
+fn measure_vectors(
+    http: &Client,
+    opts: &IngestOptions,
+    base: &Vectors,
+    policy: &str,
+) -> Result<VectorRun> {
+    let name = format!("bench_ingest_vectors_{}", std::process::id());
+    let body = json!({"dim": base.dim, "distance": "cosine",
+        "hnsw": {"m": opts.m, "ef_construction": opts.ef_construction}});
+    http.call("PUT", &format!("/collections/{name}"), Some(&body))?;
+    eprintln!(
+        "ingest: policy {policy}: upserting {} vectors ({} clients, batches of {})",
+        base.len(),
+        opts.clients,
+        opts.batch
+    );
+    let loaded = upsert_all(http, &name, base, opts.batch, opts.clients)?;
+    let latency = Latency::of(&loaded.latencies());
+    eprintln!(
+        "ingest: {:.1} s, {:.0} docs/s, batch p50 {:.0} ms, max {:.0} ms; waiting for the collection to settle",
+        loaded.seconds,
+        base.len() as f64 / loaded.seconds.max(1e-9),
+        latency.p50_ms,
+        latency.max_ms
+    );
+    let settled = settle(http, &name, base.len(), SETTLE_LIMIT)?;
+    http.call("DELETE", &format!("/collections/{name}"), None)?;
+    Ok(VectorRun {
+        policy: policy.to_string(),
+        documents: base.len(),
+        loaded,
+        settled,
+    })
+}
+
+fn measure_embedding(
     http: &Client,
     opts: &IngestOptions,
     data: &Dataset,
     policy: &str,
-    rows: &mut Vec<Value>,
+) -> Result<EmbedRun> {
+    let n = opts.sizes.embed_docs;
+    let name = format!("bench_ingest_embedding_{}", std::process::id());
+    let body = json!({"embedding_model": opts.model});
+    http.call("PUT", &format!("/collections/{name}"), Some(&body))?;
+    eprintln!("ingest: policy {policy}, embedding: posting {n} documents");
+    let docs = documents(data, n);
+    let seconds = post_all(http, &name, &docs, opts.embed_batch, opts.clients)?;
+    http.call("DELETE", &format!("/collections/{name}"), None)?;
+    Ok(EmbedRun {
+        policy: policy.to_string(),
+        documents: n,
+        seconds,
+    })
+}
+
+/// Everything measured against the servers.
+#[derive(Default)]
+struct Measured {
+    vectors: Vec<VectorRun>,
+    embedding: Vec<EmbedRun>,
+}
+
+fn measure(
+    http: &Client,
+    opts: &IngestOptions,
+    base: Option<&Vectors>,
+    data: Option<&Dataset>,
+    policy: &str,
+    out: &mut Measured,
 ) -> Result<()> {
-    let suffix = std::process::id();
-    let mut modes = vec![("vectors", opts.docs)];
-    if opts.embed_docs > 0 {
-        modes.push(("embedding", opts.embed_docs));
+    if let Some(base) = base {
+        out.vectors.push(measure_vectors(http, opts, base, policy)?);
     }
-    for (mode, n) in modes {
-        if n == 0 {
-            continue;
-        }
-        let name = format!("bench_ingest_{mode}_{suffix}");
-        let body = match mode {
-            "vectors" => json!({"dim": opts.dim}),
-            _ => json!({"embedding_model": opts.model}),
-        };
-        http.call("PUT", &format!("/collections/{name}"), Some(&body))?;
-        let docs = documents(data, n, (mode == "vectors").then_some(opts.dim), mode);
-        eprintln!("ingest: policy {policy}, {mode}: posting {n} documents");
-        let seconds = post_all(http, &name, &docs, opts.batch, opts.clients)?;
-        http.call("DELETE", &format!("/collections/{name}"), None)?;
-        rows.push(json!({"policy": policy, "mode": mode, "documents": n, "seconds": seconds, "docs_per_s": n as f64 / seconds.max(1e-9)}));
+    if let Some(data) = data {
+        out.embedding
+            .push(measure_embedding(http, opts, data, policy)?);
     }
     Ok(())
 }
 
 /// Runs the benchmark.
 pub fn run(opts: &IngestOptions) -> Result<Report> {
-    let data = Dataset::load(&opts.dataset)?;
-    let mut rows = Vec::new();
+    let base = match opts.sizes.n {
+        0 => None,
+        _ => Some(load_vectors(opts)?),
+    };
+    let data = match opts.sizes.embed_docs {
+        0 => None,
+        _ => Some(Dataset::load(&opts.dataset)?),
+    };
+    let base_ref = base.as_ref().map(|(v, _)| v);
+    let mut measured = Measured::default();
     match &opts.target {
-        Target::Url(url) => measure(
-            &Client::new(url, opts.api_key.clone()),
-            opts,
-            &data,
-            "server's own",
-            &mut rows,
-        )?,
+        Target::Url(url) => {
+            let http = Client::new(url, opts.api_key.clone());
+            measure(
+                &http,
+                opts,
+                base_ref,
+                data.as_ref(),
+                "server's own",
+                &mut measured,
+            )?;
+        }
         Target::Spawn { exe, data_dir } => {
-            if opts.embed_docs > 0 {
+            if data.is_some() {
                 crate::ir::require_model(data_dir, &opts.model)?;
             }
-            for policy in &opts.policies {
-                let server = spawn(exe, data_dir, policy)?;
-                measure(
-                    &Client::new(&server.url, None),
-                    opts,
-                    &data,
-                    policy,
-                    &mut rows,
-                )?;
+            for policy in &opts.sizes.policies {
+                let server = spawn(exe, data_dir, policy, opts.sizes.seal_rows)?;
+                let http = Client::new(&server.url, None);
+                measure(&http, opts, base_ref, data.as_ref(), policy, &mut measured)?;
             }
         }
     }
-    let table_rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r["policy"].as_str().unwrap_or("").to_string(),
-                r["mode"].as_str().unwrap_or("").to_string(),
-                r["documents"].to_string(),
-                format!("{:.2}", r["seconds"].as_f64().unwrap_or(0.0)),
-                fmt_num(r["docs_per_s"].as_f64().unwrap_or(0.0)),
-            ]
-        })
-        .collect();
-    let mut md = format!(
-        "HTTP ingest, batches of {}, {} concurrent clients, supplied vectors of dim {}, embedding model {}; no peer for this bench\n\n",
-        opts.batch, opts.clients, opts.dim, opts.model
-    );
-    md.push_str(&table(
-        &["WAL sync", "mode", "documents", "seconds", "docs/s"],
-        &table_rows,
-    ));
+    let peers = match (&opts.peers, base_ref) {
+        (Some(p), Some(b)) => {
+            let threads = machine::cores();
+            eprintln!("ingest: peers on the same {} vectors", b.len());
+            Some(ingest_peers::run(
+                p,
+                b,
+                opts.m,
+                opts.ef_construction,
+                opts.batch,
+                threads,
+            )?)
+        }
+        _ => None,
+    };
+    Ok(report(opts, base.as_ref(), &measured, peers))
+}
+
+fn report(
+    opts: &IngestOptions,
+    base: Option<&(Vectors, String)>,
+    measured: &Measured,
+    peers: Option<(Value, Vec<IngestPeer>)>,
+) -> Report {
+    let mut md = String::new();
+    let mut rows: Vec<Value> = measured.vectors.iter().map(VectorRun::json).collect();
+    if let Some((v, what)) = base {
+        md.push_str(&format!(
+            "Supplied vectors ({what}): {} x {}, cosine, M {}, ef_construction {}; documents \
+             `{{\"id\", \"vector\", \"metadata\": {{\"i\", \"group\"}}}}` upserted over HTTP by {} clients \
+             in batches of {}. docs/s: documents over the seconds from the first request to \
+             the last answer; latency: per request.\n\n",
+            v.len(),
+            v.dim,
+            opts.m,
+            opts.ef_construction,
+            opts.clients,
+            opts.batch
+        ));
+        let table_rows: Vec<Vec<String>> = measured.vectors.iter().map(VectorRun::row).collect();
+        md.push_str(&table(
+            &[
+                "WAL sync",
+                "documents",
+                "seconds",
+                "docs/s",
+                "batch p50 ms",
+                "p99 ms",
+                "max ms",
+                "max / p50",
+            ],
+            &table_rows,
+        ));
+        md.push_str(&format!(
+            "\nAfter the last answer, `GET /collections/{{name}}` polled every 0.25 s until \
+             unchanged for 3 s (at most {} s): seconds until it last changed (background \
+             sealing and compaction), its fields then and once settled.\n\n",
+            SETTLE_LIMIT.as_secs()
+        ));
+        let settle_rows: Vec<Vec<String>> =
+            measured.vectors.iter().map(VectorRun::settle_row).collect();
+        md.push_str(&table(
+            &[
+                "WAL sync",
+                "last change after s",
+                "at the last answer",
+                "settled",
+            ],
+            &settle_rows,
+        ));
+    }
+    if !measured.embedding.is_empty() {
+        md.push_str(&format!(
+            "\nEmbedding on the server ({}): texts of {}, batches of {}, {} clients\n\n",
+            opts.model,
+            opts.dataset.display(),
+            opts.embed_batch,
+            opts.clients
+        ));
+        let table_rows: Vec<Vec<String>> = measured
+            .embedding
+            .iter()
+            .map(|r| {
+                vec![
+                    r.policy.clone(),
+                    r.documents.to_string(),
+                    format!("{:.2}", r.seconds),
+                    fmt_num(r.docs_per_s()),
+                ]
+            })
+            .collect();
+        md.push_str(&table(
+            &["WAL sync", "documents", "seconds", "docs/s"],
+            &table_rows,
+        ));
+        rows.extend(measured.embedding.iter().map(|r| {
+            json!({"policy": r.policy, "mode": "embedding", "documents": r.documents,
+                "seconds": r.seconds, "docs_per_s": r.docs_per_s()})
+        }));
+    }
+    let n = base.map_or(0, |(v, _)| v.len());
+    let mut comparison = Vec::new();
+    if let Some((_, runs)) = &peers {
+        md.push_str(&ingest_peers::markdown(runs, n));
+        md.push_str(
+            "\nGoals: sustained docs/s at least 0.8x hnswlib's build rate and above Chroma's \
+             and LanceDB's; no batch slower than 10x the p50 batch.\n",
+        );
+        let ours: Vec<(String, f64)> = measured
+            .vectors
+            .iter()
+            .map(|r| (r.policy.clone(), r.docs_per_s()))
+            .collect();
+        comparison = ingest_peers::compare(&ours, runs, n);
+    } else {
+        md.push_str("\nNo peers (run with --peers for hnswlib, Chroma and LanceDB).\n");
+    }
     let target = match &opts.target {
         Target::Url(u) => json!({"url": u}),
         Target::Spawn { .. } => json!("spawned"),
     };
     let parameters = json!({
-        "target": target, "dataset": opts.dataset, "docs": opts.docs, "embed_docs": opts.embed_docs,
-        "model": opts.model, "dim": opts.dim, "batch": opts.batch, "clients": opts.clients, "policies": opts.policies,
+        "target": target, "vectors": base.map(|(_, what)| what), "n": n,
+        "dim": base.map_or(opts.dim, |(v, _)| v.dim), "m": opts.m,
+        "ef_construction": opts.ef_construction, "batch": opts.batch, "clients": opts.clients,
+        "policies": opts.sizes.policies, "distance": "cosine", "dataset": opts.dataset,
+        "embed_docs": opts.sizes.embed_docs, "embed_batch": opts.embed_batch,
+        "model": opts.model, "peer_threads": machine::cores(),
     });
-    Ok(Report::new(
+    Report::new(
         "ingest",
         parameters,
         json!({"runs": rows}),
-        None,
-        &[],
+        peers.map(|(v, _)| v),
+        &comparison,
         md,
-    ))
+    )
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::server::BatchTime;
 
     #[test]
-    fn policies_map_to_config_values() {
-        assert_eq!(policy_env("interval").unwrap(), "{ interval_ms = 50 }");
-        assert_eq!(policy_env("always").unwrap(), "always");
-        assert!(policy_env("sometimes").is_err());
+    fn sizes_take_explicit_values_over_full_or_quick() {
+        assert_eq!(
+            Sizes::resolve(false, None, None, None, None).unwrap(),
+            Sizes::full()
+        );
+        let q = Sizes::resolve(true, None, None, Some(0), None).unwrap();
+        assert_eq!((q.n, q.embed_docs, q.seal_rows), (20_000, 0, Some(5_000)));
+        assert_eq!(q.policies, vec!["always"]);
+        let p = Some(vec!["never".to_string()]);
+        let s = Sizes::resolve(true, Some(5), p, None, Some(9)).unwrap();
+        assert_eq!(
+            (s.n, s.policies[0].as_str(), s.seal_rows),
+            (5, "never", Some(9))
+        );
+        assert!(Sizes::resolve(false, None, Some(vec!["sometimes".into()]), None, None).is_err());
+        assert!(Sizes::resolve(false, None, Some(vec![]), None, None).is_err());
     }
 
     #[test]
-    fn documents_cycle_texts_and_carry_vectors() {
+    fn documents_cycle_texts_without_vectors() {
         let data = Dataset {
             docs: vec![crate::beir::Entry {
                 id: "a".into(),
@@ -285,10 +591,65 @@ mod tests {
             }],
             ..Dataset::default()
         };
-        let d = documents(&data, 3, Some(4), "v");
-        assert_eq!(d[2]["id"], "v-2");
+        let d = documents(&data, 3);
+        assert_eq!(d[2]["id"], "embedding-2");
         assert_eq!(d[2]["text"], "x");
-        assert_eq!(d[1]["vector"].as_array().unwrap().len(), 4);
-        assert!(documents(&data, 1, None, "e")[0].get("vector").is_none());
+        assert!(d[0].get("vector").is_none());
+    }
+
+    #[test]
+    fn vector_runs_report_rate_latency_and_settling() {
+        let batch = |start_s, ms| BatchTime { start_s, ms };
+        let run = VectorRun {
+            policy: "always".into(),
+            documents: 3_000,
+            loaded: Loaded {
+                seconds: 2.0,
+                batches: vec![batch(0.0, 100.0), batch(0.1, 100.0), batch(0.5, 1_000.0)],
+            },
+            settled: Settled {
+                changed_after: 1.5,
+                waited: 4.5,
+                settled: true,
+                first: json!({"name": "c", "count": 3000, "memtable_entries": 3000}),
+                last: json!({"name": "c", "count": 3000, "memtable_entries": 0}),
+            },
+        };
+        assert_eq!(run.docs_per_s(), 1_500.0);
+        assert_eq!(
+            run.row(),
+            ["always", "3000", "2.0", "1500", "100", "1000", "1000", "10.0"]
+        );
+        let s = run.settle_row();
+        assert_eq!(s[1], "1.5");
+        assert_eq!(s[2], "count 3000, memtable_entries 3000");
+        assert_eq!(s[3], "count 3000, memtable_entries 0");
+        let j = run.json();
+        assert_eq!(j["latency"]["max_over_p50"], 10.0);
+        assert_eq!(j["batches"][2]["start_s"], 0.5);
+        assert_eq!(j["settle"]["settled_info"]["memtable_entries"], 0);
+    }
+
+    #[test]
+    fn file_vectors_are_cut_to_n_and_normalized() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("v.npy");
+        let v = Vectors {
+            dim: 2,
+            data: vec![3.0, 4.0, 1.0, 0.0, 0.0, 2.0],
+        };
+        v.write_npy(&p).unwrap();
+        let mut o = IngestOptions::new(Target::Url("x".into()), PathBuf::new(), String::new());
+        o.vectors = Some(p);
+        o.sizes.n = 2;
+        let (got, what) = load_vectors(&o).unwrap();
+        let want = [0.6, 0.8, 1.0, 0.0];
+        assert!(got.data.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6));
+        assert_eq!(got.len(), 2);
+        assert!(what.ends_with("first 2 rows"), "{what}");
+        o.vectors = None;
+        o.dim = 8;
+        let (gen, _) = load_vectors(&o).unwrap();
+        assert_eq!((gen.len(), gen.dim), (2, 8));
     }
 }

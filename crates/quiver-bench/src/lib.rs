@@ -7,7 +7,9 @@
 //!   and memory; peers hnswlib and faiss; an SVG recall-vs-QPS plot ([`svg`]).
 //! - [`embed`]: embedder tokens/s and reranker pairs/s over batch sizes and lengths; peer
 //!   PyTorch/transformers.
-//! - [`ingest`]: documents/s over HTTP against a real server, per WAL sync policy.
+//! - [`ingest`]: documents/s and batch latency over HTTP against a real server ([`server`]),
+//!   per WAL sync policy, with supplied vectors at scale and with embedding; peers hnswlib
+//!   (build rate), Chroma and LanceDB ([`ingest_peers`]).
 //! - [`db`]: the database level: a real server loaded and queried over HTTP (QPS, latency,
 //!   recall@10 over an ef sweep, ingest, disk, RSS); peers Chroma and LanceDB
 //!   ([`db_peers`]).
@@ -24,11 +26,13 @@ pub mod db_peers;
 pub mod embed;
 mod error;
 pub mod ingest;
+pub mod ingest_peers;
 pub mod ir;
 pub mod machine;
 pub mod metrics;
 pub mod peers;
 pub mod report;
+pub mod server;
 pub mod svg;
 pub mod vectors;
 

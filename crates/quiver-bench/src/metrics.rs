@@ -110,6 +110,29 @@ pub fn percentile_ms(samples: &[Duration], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1e3
 }
 
+/// Latency of a set of requests: nearest-rank p50 and p99, the slowest, and how many
+/// times the p50 the slowest took (0 when there is no p50).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub max_over_p50: f64,
+}
+
+impl Latency {
+    pub fn of(samples: &[Duration]) -> Latency {
+        let p50_ms = percentile_ms(samples, 50.0);
+        let max_ms = percentile_ms(samples, 100.0);
+        Latency {
+            p50_ms,
+            p99_ms: percentile_ms(samples, 99.0),
+            max_ms,
+            max_over_p50: if p50_ms > 0.0 { max_ms / p50_ms } else { 0.0 },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +194,15 @@ mod tests {
         assert_eq!(percentile_ms(&s, 100.0), 100.0);
         assert_eq!(percentile_ms(&[], 50.0), 0.0);
         assert_eq!(overlap_recall(&[1, 2, 3], &[3, 4]), 0.5);
+    }
+
+    #[test]
+    fn latency_summary_names_the_slowest_against_the_median() {
+        let mut s: Vec<Duration> = (1..=99).map(|_| Duration::from_millis(10)).collect();
+        s.push(Duration::from_millis(250));
+        let l = Latency::of(&s);
+        assert_eq!((l.p50_ms, l.p99_ms, l.max_ms), (10.0, 10.0, 250.0));
+        assert_eq!(l.max_over_p50, 25.0);
+        assert_eq!(Latency::of(&[]), Latency::default());
     }
 }
