@@ -5,18 +5,35 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use quiver_core::CollectionConfig;
 use quiver_storage::segment::{Segment, Tombstones};
 
+use crate::dense::VecIndex;
 use crate::segment_graph::SegmentGraph;
 use crate::Result;
+
+/// The hnsw_rs graph a segment's flat graph was exported from, kept in memory while
+/// the segment is small enough to be merged again: compaction then inserts only the
+/// other inputs' vectors into it instead of building the merged graph from nothing.
+#[derive(Debug)]
+pub(crate) struct BuildGraph {
+    pub(crate) graph: Arc<VecIndex>,
+    /// The graph key of each segment row.
+    pub(crate) key_of_row: Vec<u64>,
+    /// A key no node of the graph has yet, and none above it.
+    pub(crate) next_key: u64,
+}
 
 /// A live segment: rows, which of them are deleted or superseded, and its graph.
 #[derive(Debug)]
 pub struct LiveSegment {
     segment: Segment,
     graph: SegmentGraph,
+    build_graph: Mutex<Option<BuildGraph>>,
     bits: Vec<AtomicU64>,
     deleted: AtomicU64,
     dirty: AtomicBool,
@@ -38,6 +55,7 @@ impl LiveSegment {
         Ok(LiveSegment {
             segment,
             graph,
+            build_graph: Mutex::new(None),
             bits: tombstones
                 .words()
                 .iter()
@@ -56,6 +74,16 @@ impl LiveSegment {
     /// The segment's HNSW graph, mapped from its file.
     pub(crate) fn graph(&self) -> &SegmentGraph {
         &self.graph
+    }
+
+    /// Keeps the graph this segment's flat graph came from, for a later merge.
+    pub(crate) fn keep_build_graph(&self, graph: BuildGraph) {
+        *self.build_graph.lock() = Some(graph);
+    }
+
+    /// Takes the kept build graph, if any (a merge is about to grow it).
+    pub(crate) fn take_build_graph(&self) -> Option<BuildGraph> {
+        self.build_graph.lock().take()
     }
 
     /// Segment id.

@@ -62,25 +62,26 @@ impl SegmentGraph {
         Ok(Some(Self::new(save_and_map(flat, segment), config)))
     }
 
-    /// The graph of a segment just written from a memtable: the memtable's own graph
-    /// (keyed by write sequence, `row_of_seq` giving each current version's row),
-    /// exported without inserting anything again. Falls back to a fresh build when the
-    /// memtable graph lacks a row or holds mostly overwritten versions (leaving those
-    /// out would leave too sparse a graph).
-    pub(crate) fn from_memtable(
+    /// The graph of a segment just written from vectors already in an hnsw_rs graph (a
+    /// memtable's, keyed by write sequence, or a merged segment's): `row_of_key` gives
+    /// the row of each key that became one. Exported without inserting anything again;
+    /// falls back to a fresh build when the graph lacks a row or holds mostly nodes
+    /// without a row (overwritten versions, deleted rows: leaving them out would leave
+    /// too sparse a graph).
+    pub(crate) fn from_graph(
         segment: &Segment,
         config: &CollectionConfig,
         graph: &VecIndex,
-        row_of_seq: &[Option<usize>],
+        row_of_key: &[Option<usize>],
     ) -> Result<Self> {
         let graph = graph.graph();
         if graph.len() <= segment.len().saturating_mul(2) {
             let rows = VectorRows::new(segment.vectors(), segment.dim());
-            let row_of = |key: usize| row_of_seq.get(key).copied().flatten();
+            let row_of = |key: usize| row_of_key.get(key).copied().flatten();
             match FlatGraph::export_mapped(graph, rows, &row_of) {
                 Ok(flat) => return Ok(Self::new(save_and_map(flat, segment), config)),
                 Err(e) => {
-                    tracing::warn!(segment = %segment.dir().display(), error = %e, "memtable graph not reusable; building the segment's graph")
+                    tracing::warn!(segment = %segment.dir().display(), error = %e, "graph not reusable; building the segment's graph")
                 }
             }
         }
@@ -183,6 +184,22 @@ fn fits(g: &FlatGraph, segment: &Segment, config: &CollectionConfig) -> bool {
 /// Rows inserted between two looks at the cancel flag.
 const BUILD_CHUNK: usize = 2_048;
 
+/// Inserts `rows` into `graph` in batches, in parallel on the current rayon pool;
+/// returns false, leaving the rest out, once `cancel` is set.
+pub(crate) fn insert_until_cancelled(
+    graph: &VecIndex,
+    rows: &[(u64, &[f32])],
+    cancel: &AtomicBool,
+) -> Result<bool> {
+    for chunk in rows.chunks(BUILD_CHUNK) {
+        if cancel.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        graph.insert_batch(chunk)?;
+    }
+    Ok(true)
+}
+
 /// An hnsw_rs graph over the segment's rows (row numbers as keys); `None` once `cancel`
 /// is set.
 fn hnsw(
@@ -194,11 +211,8 @@ fn hnsw(
     let rows: Vec<(u64, &[f32])> = (0..segment.len())
         .map(|r| (r as u64, segment.vector(r)))
         .collect();
-    for chunk in rows.chunks(BUILD_CHUNK) {
-        if cancel.load(Ordering::Acquire) {
-            return Ok(None);
-        }
-        index.insert_batch(chunk)?;
+    if !insert_until_cancelled(&index, &rows, cancel)? {
+        return Ok(None);
     }
     Ok(Some(match index {
         VecIndex::Full(g) => g,

@@ -1,6 +1,7 @@
 //! HNSW recall through the engine: a few thousand clustered vectors spread over several
 //! sealed segments and the memtable, some deleted, queried with and without a metadata
-//! filter; recall@10 against `search_exact_filtered` must reach 0.95. Also the
+//! filter; recall@10 against `search_exact_filtered` must reach 0.95. Also with
+//! background compactions (merged graphs grown from their largest input's), and the
 //! Matryoshka path (graphs over a prefix, exact rescoring at full length).
 
 #![allow(clippy::unwrap_used)]
@@ -19,12 +20,15 @@ const CLUSTERS: usize = 24;
 const QUERIES: usize = 60;
 const K: usize = 10;
 
-fn opts() -> DbOptions {
+/// Seals every 700 rows; with `compaction`, segments under 1,600 live rows are merged in
+/// the background (growing the largest input's graph).
+fn opts(compaction: bool) -> DbOptions {
     DbOptions {
         collection: CollectionOptions {
             sync: SyncPolicy::Never,
             seal_rows: 700,
-            background_compaction: false,
+            background_compaction: compaction,
+            compact_small_rows: 1_600,
             ..CollectionOptions::default()
         },
     }
@@ -93,14 +97,20 @@ fn recall(c: &Collection, queries: &[Vec<f32>], filter: Option<&Filter>) -> f64 
     found as f64 / wanted as f64
 }
 
-fn run(config: CollectionConfig, label: &str, min: f64) {
+fn run(config: CollectionConfig, label: &str, min: f64, compaction: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), opts()).unwrap();
+    let db = Database::open(dir.path(), opts(compaction)).unwrap();
     let c = db.create_collection("r", config).unwrap();
     let mut rng = StdRng::seed_from_u64(7);
     let centres = load(&c, &mut rng);
+    assert!(c.wait_idle(std::time::Duration::from_secs(120)));
     let stats = c.stats();
-    assert!(stats.segments >= 3, "{stats:?}");
+    if compaction {
+        assert!(stats.maintenance.compactions >= 1, "{stats:?}");
+        assert!(stats.segments >= 2, "{stats:?}");
+    } else {
+        assert!(stats.segments >= 3, "{stats:?}");
+    }
     assert!(stats.memtable_entries > 0, "{stats:?}");
     let queries: Vec<Vec<f32>> = (0..QUERIES)
         .map(|i| point(&mut rng, &centres[i % CLUSTERS], 0.5))
@@ -125,7 +135,18 @@ fn hnsw_recall_matches_exact_search() {
         distance: Distance::L2,
         ..CollectionConfig::new(DIM)
     };
-    run(config, "hnsw", 0.95);
+    run(config, "hnsw", 0.95, false);
+}
+
+/// Background compactions grow the largest input's graph with the others' rows and
+/// leave deleted rows out: the merged graphs search as well as built ones.
+#[test]
+fn compacted_graphs_keep_recall() {
+    let config = CollectionConfig {
+        distance: Distance::L2,
+        ..CollectionConfig::new(DIM)
+    };
+    run(config, "compacted", 0.95, true);
 }
 
 #[test]
@@ -135,5 +156,5 @@ fn matryoshka_prefix_with_rescoring_keeps_recall() {
         rescore: 100,
         ..CollectionConfig::new(DIM)
     };
-    run(config, "matryoshka", 0.95);
+    run(config, "matryoshka", 0.95, true);
 }

@@ -1,6 +1,10 @@
 //! Compaction: merging small segments (fewer than `compact_small_rows` live rows) and
 //! sparse ones (at least half deleted) into one, dropping deleted rows.
 //!
+//! The merged graph grows the largest input's build graph when that input kept one
+//! (see `LiveSegment`'s `BuildGraph`): only the other inputs' vectors are inserted.
+//! Without one (after a restart) it is built from nothing.
+//!
 //! Only the choice of segments and the final swap hold the maintenance lock; the long
 //! part (reading the rows, writing the new segment, building its graph) holds no lock
 //! that a seal, snapshot, query or write needs, and builds the graph on a pool of at
@@ -15,12 +19,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use quiver_storage::segment::{write_segment, SegmentRow};
+use quiver_storage::segment::{write_segment, Segment, SegmentRow};
 use quiver_storage::StorageError;
 
 use super::{Collection, Inner, SEGMENTS_DIR};
-use crate::live_segment::LiveSegment;
-use crate::segment_graph::SegmentGraph;
+use crate::live_segment::{BuildGraph, LiveSegment};
+use crate::segment_graph::{insert_until_cancelled, SegmentGraph};
 use crate::Result;
 
 /// Segments chosen for a merge, each with the live rows it had when chosen.
@@ -32,6 +36,17 @@ impl Collection {
     pub fn compact(&self) -> Result<bool> {
         self.inner.compact()
     }
+}
+
+/// Takes the build graphs the picked segments kept (they are merged away either way)
+/// and returns the one over the most live rows, with its segment's place in `picked`.
+fn take_largest_build_graph(picked: &Picked) -> Option<(usize, BuildGraph)> {
+    picked
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (seg, rows))| seg.take_build_graph().map(|g| (rows.len(), i, g)))
+        .max_by_key(|(live, _, _)| *live)
+        .map(|(_, i, g)| (i, g))
 }
 
 /// Threads a compaction's graph build may use: half the cores, at least one.
@@ -109,9 +124,24 @@ impl Inner {
                 .thread_name(|i| format!("compact-build-{i}"))
                 .build()
                 .map_err(|e| StorageError::io(&self.dir, std::io::Error::other(e)))?;
+            let base = take_largest_build_graph(picked);
+            let mut kept = None;
             let built = self.open_written(&path, |segment| {
-                pool.install(|| SegmentGraph::build(segment, &self.config, &self.closing))
+                pool.install(|| match base {
+                    Some((i, base)) => {
+                        Ok(self
+                            .grow_graph(segment, picked, i, base)?
+                            .map(|(graph, keep)| {
+                                kept = keep;
+                                graph
+                            }))
+                    }
+                    None => SegmentGraph::build(segment, &self.config, &self.closing),
+                })
             })?;
+            if let (Some(seg), Some(graph)) = (&built, kept) {
+                seg.keep_build_graph(graph);
+            }
             match built {
                 Some(seg) => Some(Arc::new(seg)),
                 None => {
@@ -122,6 +152,66 @@ impl Inner {
         };
         self.swap_in(picked, new_seg)?;
         Ok(true)
+    }
+
+    /// The merged segment's graph from input `base`'s build graph: its live rows keep
+    /// their nodes, the other inputs' live rows are inserted, and its deleted rows are
+    /// left out at export. Also returns the grown build graph when the merged segment is
+    /// small enough to be merged again. `None` once the collection begins closing.
+    fn grow_graph(
+        &self,
+        segment: &Segment,
+        picked: &Picked,
+        base: usize,
+        mut graph: BuildGraph,
+    ) -> Result<Option<(SegmentGraph, Option<BuildGraph>)>> {
+        let mut row_of_key: Vec<Option<usize>> = Vec::new();
+        let mut set = |key: u64, row: Option<usize>| {
+            let key = usize::try_from(key).unwrap_or(usize::MAX);
+            if key >= row_of_key.len() {
+                row_of_key.resize(key + 1, None);
+            }
+            row_of_key[key] = row;
+        };
+        let (base_seg, base_rows) = &picked[base];
+        for &r in base_rows {
+            match graph.key_of_row.get(r) {
+                Some(&key) if key < graph.next_key => {
+                    set(key, segment.find(base_seg.segment().id_of(r)));
+                }
+                // A row without a node: the export finds it missing and rebuilds.
+                _ => {}
+            }
+        }
+        let mut inserts: Vec<(u64, &[f32])> = Vec::new();
+        for (seg, rows) in picked
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != base)
+            .map(|(_, p)| p)
+        {
+            for &r in rows {
+                let key = graph.next_key;
+                graph.next_key += 1;
+                set(key, segment.find(seg.segment().id_of(r)));
+                inserts.push((key, seg.segment().vector(r)));
+            }
+        }
+        if !insert_until_cancelled(&graph.graph, &inserts, &self.closing)? {
+            return Ok(None);
+        }
+        let flat = SegmentGraph::from_graph(segment, &self.config, &graph.graph, &row_of_key)?;
+        if segment.len() >= self.opts.compact_small_rows {
+            return Ok(Some((flat, None)));
+        }
+        let mut key_of_row = vec![u64::MAX; segment.len()];
+        for (key, row) in row_of_key.iter().enumerate() {
+            if let Some(row) = *row {
+                key_of_row[row] = key as u64;
+            }
+        }
+        graph.key_of_row = key_of_row;
+        Ok(Some((flat, Some(graph))))
     }
 
     /// Replaces the picked segments with `new_seg`, in memory and in the manifest, then

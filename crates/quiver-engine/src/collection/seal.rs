@@ -11,7 +11,9 @@
 //! memtable in place; the sealer retries it.
 //!
 //! The segment's graph is the memtable's own, exported with write sequence numbers
-//! mapped to segment rows (`SegmentGraph::from_memtable`): no vector is inserted twice.
+//! mapped to segment rows (`SegmentGraph::from_graph`): no vector is inserted twice.
+//! While the segment is small enough to be merged again, it keeps that graph in memory
+//! (`BuildGraph`), so compaction can grow it rather than start over.
 //!
 //! Crash ordering (compaction follows it too): write the new segment directory (renamed
 //! into place only when complete) with its graph -> swap it into memory -> persist dirty
@@ -32,7 +34,7 @@ use quiver_storage::segment::{write_segment, Segment, SegmentRow};
 
 use super::{Collection, Inner, State, SEGMENTS_DIR};
 use crate::dense::VecIndex;
-use crate::live_segment::LiveSegment;
+use crate::live_segment::{BuildGraph, LiveSegment};
 use crate::memtable::Memtable;
 use crate::segment_graph::SegmentGraph;
 use crate::{EngineError, Result};
@@ -219,22 +221,36 @@ impl Inner {
         let id = manifest.next_segment_id;
         manifest.next_segment_id = id + 1;
         let path = write_segment(&self.dir.join(SEGMENTS_DIR), id, self.config.dim, &mut rows)?;
-        self.open_written(&path, |segment| {
+        let mut key_of_row = Vec::new();
+        let opened = self.open_written(&path, |segment| {
+            key_of_row = (0..segment.len())
+                .map(|row| frozen.get(segment.id_of(row)).map_or(u64::MAX, |e| e.seq))
+                .collect();
             let mut row_of_seq = vec![None; frozen.writes()];
-            for row in 0..segment.len() {
-                if let Some(slot) = frozen
-                    .get(segment.id_of(row))
-                    .and_then(|e| row_of_seq.get_mut(usize::try_from(e.seq).ok()?))
+            for (row, &seq) in key_of_row.iter().enumerate() {
+                if let Some(slot) = usize::try_from(seq)
+                    .ok()
+                    .and_then(|s| row_of_seq.get_mut(s))
                 {
                     *slot = Some(row);
                 }
             }
             match frozen.graph() {
-                Some(g) => SegmentGraph::from_memtable(segment, &self.config, g, &row_of_seq),
+                Some(g) => SegmentGraph::from_graph(segment, &self.config, g, &row_of_seq),
                 None => SegmentGraph::build_whole(segment, &self.config),
             }
             .map(Some)
-        })
+        })?;
+        if let (Some(seg), Some(graph)) = (&opened, frozen.graph()) {
+            if seg.segment().len() < self.opts.compact_small_rows {
+                seg.keep_build_graph(BuildGraph {
+                    graph: Arc::clone(graph),
+                    key_of_row,
+                    next_key: frozen.writes() as u64,
+                });
+            }
+        }
+        Ok(opened)
     }
 
     /// Opens the segment just written at `path` with the graph `graph` makes for it.
