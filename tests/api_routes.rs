@@ -136,7 +136,15 @@ fn every_route_answers_as_documented() {
         .expect_error(404);
     assert_eq!(s.req("GET", "/collections/docs", None).json()["count"], 20);
 
-    // Metrics: counts by route template, collection gauges.
+    // A flush seals the memtable; the collection's maintenance shows it.
+    let flushed = s.req("POST", "/collections/docs/flush", None);
+    assert_eq!(flushed.status, 200, "{}", flushed.text());
+    let info = s.req("GET", "/collections/docs", None).json();
+    assert_eq!(info["segments"], 1, "{info}");
+    assert_eq!(info["maintenance"]["seals"], 1, "{info}");
+    assert_eq!(info["maintenance"]["queued_memtables"], 0, "{info}");
+
+    // Metrics: counts by route template, collection gauges, maintenance.
     let m = s.req("GET", "/metrics", None);
     assert_eq!(m.status, 200);
     let text = m.text();
@@ -153,6 +161,14 @@ fn every_route_answers_as_documented() {
         text.contains(r#"quiver_collection_documents{collection="docs"} 20"#),
         "{text}"
     );
+    for line in [
+        r#"quiver_collection_seals_total{collection="docs",outcome="ok"} 1"#,
+        r#"quiver_collection_frozen_memtables{collection="docs"} 0"#,
+        r#"quiver_collection_maintenance_running{collection="docs",task="seal"} 0"#,
+        r#"quiver_collection_write_stalls_total{collection="docs"} 0"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
 
     // OpenAPI.
     let api = s.req("GET", "/openapi.json", None).json();

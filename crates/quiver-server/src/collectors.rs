@@ -169,35 +169,41 @@ impl Collector for Maintenance {
                 }
             }
         }
-        let mut family = encoder.encode_descriptor(
-            "quiver_collection_seals",
-            "Seals of memtables into segments, by outcome",
-            None,
-            MetricType::Counter,
-        )?;
-        for (name, m) in &stats {
-            for (outcome, n) in [("ok", m.seals), ("failed", m.failed_seals)] {
-                let labels = [
-                    ("collection", name.clone()),
-                    ("outcome", outcome.to_string()),
-                ];
-                family
-                    .encode_family(&labels)?
-                    .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
-            }
-        }
-        let mut family = encoder.encode_descriptor(
-            "quiver_collection_maintenance_running",
-            "1 while a seal or compaction of the collection runs",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (name, m) in &stats {
-            for (task, on) in [("seal", m.sealing), ("compaction", m.compacting)] {
-                let labels = [("collection", name.clone()), ("task", task.to_string())];
-                family
-                    .encode_family(&labels)?
-                    .encode_gauge(&i64::from(on))?;
+        type Split = fn(&MaintenanceStats) -> [(&'static str, u64); 2];
+        let split: [(&str, &str, MetricType, &str, Split); 2] = [
+            (
+                "quiver_collection_seals",
+                "Seals of memtables into segments, by outcome",
+                MetricType::Counter,
+                "outcome",
+                |m| [("ok", m.seals), ("failed", m.failed_seals)],
+            ),
+            (
+                "quiver_collection_maintenance_running",
+                "1 while a seal or compaction of the collection runs",
+                MetricType::Gauge,
+                "task",
+                |m| {
+                    [
+                        ("seal", m.sealing.into()),
+                        ("compaction", m.compacting.into()),
+                    ]
+                },
+            ),
+        ];
+        for (metric, help, kind, label, values) in split {
+            let mut family = encoder.encode_descriptor(metric, help, None, kind)?;
+            for (name, m) in &stats {
+                for (value_label, v) in values(m) {
+                    let labels = [("collection", name.clone()), (label, value_label.into())];
+                    let mut enc = family.encode_family(&labels)?;
+                    match kind {
+                        MetricType::Counter => {
+                            enc.encode_counter::<NoLabelSet, _, u64>(&v, None)?
+                        }
+                        _ => enc.encode_gauge(&i64::try_from(v).unwrap_or(i64::MAX))?,
+                    }
+                }
             }
         }
         Ok(())
