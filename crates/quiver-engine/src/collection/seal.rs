@@ -59,8 +59,8 @@ impl Collection {
         Ok(sealed)
     }
 
-    /// Waits until no frozen memtable waits for its seal and no seal or compaction runs,
-    /// or until `timeout`; returns whether that point was reached. Useful before
+    /// Waits until no frozen memtable waits for its seal and no seal or compaction runs
+    /// or is due, or until `timeout`; returns whether that point was reached. Useful before
     /// measuring, or to see background work finish.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -161,7 +161,11 @@ impl Inner {
     }
 
     pub(super) fn signal_compactor(&self) {
+        if !self.opts.background_compaction {
+            return;
+        }
         if let Some(s) = self.signals.lock().as_ref() {
+            self.counters.compaction_due.store(true, Ordering::Release);
             s.compact();
         }
     }

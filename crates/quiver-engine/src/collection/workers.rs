@@ -48,6 +48,8 @@ pub struct MaintenanceStats {
 pub(super) struct Counters {
     pub(super) sealing: AtomicBool,
     pub(super) compacting: AtomicBool,
+    /// The compactor has been asked to run and has not started yet.
+    pub(super) compaction_due: AtomicBool,
     seals: AtomicU64,
     failed_seals: AtomicU64,
     seal_nanos: AtomicU64,
@@ -68,9 +70,12 @@ fn load(a: &AtomicU64) -> u64 {
 }
 
 impl Counters {
-    /// Whether a seal or compaction is running.
+    /// Whether a seal or compaction is running, or a compaction is due. `compaction_due`
+    /// is read first: the compactor sets `compacting` before it clears it.
     pub(super) fn busy(&self) -> bool {
-        self.sealing.load(Ordering::Acquire) || self.compacting.load(Ordering::Acquire)
+        self.compaction_due.load(Ordering::Acquire)
+            || self.sealing.load(Ordering::Acquire)
+            || self.compacting.load(Ordering::Acquire)
     }
 
     pub(super) fn seal_done(&self, took: Duration, ok: bool) {
@@ -206,9 +211,15 @@ fn compactor(weak: &Weak<Inner>, rx: &Receiver<()>) {
     while rx.recv().is_ok() {
         let Some(inner) = weak.upgrade() else { break };
         if inner.opts.background_compaction {
+            inner.counters.compacting.store(true, Ordering::Release);
+            inner
+                .counters
+                .compaction_due
+                .store(false, Ordering::Release);
             if let Err(e) = inner.compact() {
                 tracing::error!(collection = %inner.name, error = %e, "compaction failed");
             }
+            inner.counters.compacting.store(false, Ordering::Release);
         }
     }
 }
