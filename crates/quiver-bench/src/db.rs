@@ -43,7 +43,7 @@ use crate::machine;
 use crate::metrics::{overlap_recall, percentile_ms};
 use crate::peers::Peers;
 use crate::report::{fmt_num, table, Report};
-use crate::server::{settle, spawn, upsert_all, Spawned};
+use crate::server::{create_and_upsert, settle, spawn, Spawned};
 use crate::vectors::Vectors;
 use crate::{BenchError, Result};
 
@@ -225,16 +225,16 @@ fn measure_quiver(
     // No models are needed: the data directory given to spawn has none to link.
     let server: Spawned = spawn(&opts.exe, Path::new("/nonexistent"), &opts.wal_sync, None)?;
     let http = Client::new(&server.url, None);
-    let body = json!({"dim": base.dim, "distance": "cosine",
-        "hnsw": {"m": opts.m, "ef_construction": opts.ef_construction}});
-    http.call("PUT", &format!("/collections/{COLLECTION}"), Some(&body))?;
-    eprintln!(
-        "db: upserting {} vectors ({} clients, batches of {})",
-        base.len(),
+    let ingest_seconds = create_and_upsert(
+        &http,
+        COLLECTION,
+        base,
+        (opts.m, opts.ef_construction),
+        opts.batch,
         opts.clients,
-        opts.batch
-    );
-    let ingest_seconds = upsert_all(&http, COLLECTION, base, opts.batch, opts.clients)?.seconds;
+        "db",
+    )?
+    .seconds;
     eprintln!(
         "db: ingested in {ingest_seconds:.1} s; flushing, then waiting for sealing to settle"
     );

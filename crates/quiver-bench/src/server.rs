@@ -136,6 +136,27 @@ impl Loaded {
     }
 }
 
+/// Creates `collection` (cosine, HNSW `m` and `ef_construction` from `hnsw`) and upserts
+/// `base` into it, saying so under `label`.
+pub(crate) fn create_and_upsert(
+    http: &Client,
+    collection: &str,
+    base: &Vectors,
+    hnsw: (usize, usize),
+    batch: usize,
+    clients: usize,
+    label: &str,
+) -> Result<Loaded> {
+    let body = json!({"dim": base.dim, "distance": "cosine",
+        "hnsw": {"m": hnsw.0, "ef_construction": hnsw.1}});
+    http.call("PUT", &format!("/collections/{collection}"), Some(&body))?;
+    eprintln!(
+        "{label}: upserting {} vectors ({clients} clients, batches of {batch})",
+        base.len()
+    );
+    upsert_all(http, collection, base, batch, clients)
+}
+
 /// Upserts every row of `base` into `collection` from `clients` threads, `batch` rows per
 /// request, taking the batches in order from a shared counter.
 pub(crate) fn upsert_all(

@@ -41,7 +41,7 @@ use crate::machine;
 use crate::metrics::Latency;
 use crate::peers::Peers;
 use crate::report::{fmt_num, table, Report};
-use crate::server::{info_fields, policy_env, settle, spawn, upsert_all, Loaded, Settled};
+use crate::server::{create_and_upsert, info_fields, policy_env, settle, spawn, Loaded, Settled};
 use crate::vectors::{clustered, Vectors};
 use crate::{BenchError, Result};
 
@@ -311,16 +311,15 @@ fn measure_vectors(
     policy: &str,
 ) -> Result<VectorRun> {
     let name = format!("bench_ingest_vectors_{}", std::process::id());
-    let body = json!({"dim": base.dim, "distance": "cosine",
-        "hnsw": {"m": opts.m, "ef_construction": opts.ef_construction}});
-    http.call("PUT", &format!("/collections/{name}"), Some(&body))?;
-    eprintln!(
-        "ingest: policy {policy}: upserting {} vectors ({} clients, batches of {})",
-        base.len(),
+    let loaded = create_and_upsert(
+        http,
+        &name,
+        base,
+        (opts.m, opts.ef_construction),
+        opts.batch,
         opts.clients,
-        opts.batch
-    );
-    let loaded = upsert_all(http, &name, base, opts.batch, opts.clients)?;
+        &format!("ingest: policy {policy}"),
+    )?;
     let latency = Latency::of(&loaded.latencies());
     eprintln!(
         "ingest: {:.1} s, {:.0} docs/s, batch p50 {:.0} ms, max {:.0} ms; waiting for the collection to settle",
