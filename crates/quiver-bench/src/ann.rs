@@ -280,7 +280,7 @@ pub fn run(opts: &AnnOptions) -> Result<Report> {
     };
     let rss_before = machine::rss_bytes();
     let start = Instant::now();
-    let index = DenseIndex::new(dim, Distance::Cosine, params, n)?;
+    let index = DenseIndex::new(dim, Distance::Cosine, params)?;
     let rows: Vec<(u64, &[f32])> = (0..n).map(|i| (i as u64, base.row(i))).collect();
     index.insert_batch(&rows)?;
     let build = start.elapsed().as_secs_f64();

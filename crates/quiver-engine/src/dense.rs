@@ -1,4 +1,4 @@
-//! The engine's vector indexes: an hnsw_rs graph for each memtable, built from the
+//! The engine's vector indexes: an HNSW graph for each memtable, built from the
 //! collection's settings, and the pieces sealed segments share with it (see
 //! `segment_graph` for the flat graphs sealed segments search).
 //!
@@ -64,22 +64,11 @@ pub(crate) struct SearchArgs<'a> {
     pub(crate) allowed: Option<usize>,
 }
 
-/// Largest row count a new graph is presized for.
-const MAX_PRESIZED_ROWS: usize = 100_000;
-
 impl VecIndex {
-    /// An empty graph for `config`, sized for about `capacity` rows.
-    ///
-    /// The capacity only presizes hnsw_rs's tables (a graph grows past it), so it is
-    /// capped: a huge seal threshold must not turn into a huge allocation.
-    pub(crate) fn new(config: &CollectionConfig, capacity: usize) -> Result<Self> {
-        let graph = DenseIndex::new(
-            config.graph_dim(),
-            config.distance,
-            params(config),
-            capacity.min(MAX_PRESIZED_ROWS),
-        )
-        .map_err(index_err)?;
+    /// An empty graph for `config`; it grows as rows come.
+    pub(crate) fn new(config: &CollectionConfig) -> Result<Self> {
+        let graph = DenseIndex::new(config.graph_dim(), config.distance, params(config))
+            .map_err(index_err)?;
         Self::wrap(graph, config)
     }
 

@@ -16,7 +16,7 @@ use crate::dense::VecIndex;
 use crate::segment_graph::SegmentGraph;
 use crate::Result;
 
-/// The hnsw_rs graph a segment's flat graph was exported from, kept in memory while
+/// The built graph a segment's flat graph was exported from, kept in memory while
 /// the segment is small enough to be merged again: compaction then inserts only the
 /// other inputs' vectors into it instead of building the merged graph from nothing.
 #[derive(Debug)]

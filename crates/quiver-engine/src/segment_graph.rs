@@ -1,4 +1,4 @@
-//! A sealed segment's graph: built once with hnsw_rs, exported into a flat file beside
+//! A sealed segment's graph: built once (`quiver_index::DenseIndex`), exported into a flat file beside
 //! the segment's vectors (`segments/<id>/graph.qvg`, format in
 //! `quiver_index::FlatGraph`'s `format` module), and from then on only mapped and
 //! searched in place.
@@ -62,7 +62,7 @@ impl SegmentGraph {
         Ok(Some(Self::new(save_and_map(flat, segment), config)))
     }
 
-    /// The graph of a segment just written from vectors already in an hnsw_rs graph (a
+    /// The graph of a segment just written from vectors already in a built graph (a
     /// memtable's, keyed by write sequence, or a merged segment's): `row_of_key` gives
     /// the row of each key that became one. Exported without inserting anything again;
     /// falls back to a fresh build when the graph lacks a row or holds mostly nodes
@@ -200,14 +200,14 @@ pub(crate) fn insert_until_cancelled(
     Ok(true)
 }
 
-/// An hnsw_rs graph over the segment's rows (row numbers as keys); `None` once `cancel`
+/// A graph over the segment's rows (row numbers as keys); `None` once `cancel`
 /// is set.
 fn hnsw(
     segment: &Segment,
     config: &CollectionConfig,
     cancel: &AtomicBool,
 ) -> Result<Option<DenseIndex>> {
-    let index = VecIndex::new(config, segment.len())?;
+    let index = VecIndex::new(config)?;
     let rows: Vec<(u64, &[f32])> = (0..segment.len())
         .map(|r| (r as u64, segment.vector(r)))
         .collect();

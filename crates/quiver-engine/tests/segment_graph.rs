@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use quiver_core::{CollectionConfig, Document, Metadata, SyncPolicy};
+use quiver_core::{CollectionConfig, Distance, Document, Metadata, SyncPolicy};
 use quiver_engine::{
     graph_path, Collection, CollectionOptions, Database, DbOptions, Query, LEGACY_GRAPH_DIR,
 };
-use quiver_index::{DenseIndex, FlatGraph, HnswParams};
+use quiver_index::{write_legacy_dump, FlatGraph, HnswParams};
 use quiver_storage::segment::Segment;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -169,10 +169,10 @@ fn earlier_hnsw_dumps_are_converted_once() {
     // `hnsw/` and no flat graph.
     for s in &segs {
         let seg = Segment::open(s).unwrap();
-        let index = DenseIndex::new(DIM, quiver_core::Distance::Cosine, params, seg.len()).unwrap();
-        let rows: Vec<(u64, &[f32])> = (0..seg.len()).map(|r| (r as u64, seg.vector(r))).collect();
-        index.insert_batch(&rows).unwrap();
-        index.dump(&s.join(LEGACY_GRAPH_DIR)).unwrap();
+        let rows: Vec<(u64, Vec<f32>)> = (0..seg.len())
+            .map(|r| (r as u64, seg.vector(r).to_vec()))
+            .collect();
+        write_legacy_dump(&s.join(LEGACY_GRAPH_DIR), Distance::Cosine, params, &rows).unwrap();
         std::fs::remove_file(graph_path(s)).unwrap();
     }
     let c = reopen(dir.path());

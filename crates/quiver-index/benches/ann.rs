@@ -30,7 +30,7 @@ fn run(name: &str, n: usize, dim: usize, clusters: usize, queries: usize, efs: &
         .collect();
     let before = rss_bytes();
     let start = Instant::now();
-    let index = DenseIndex::new(dim, Distance::Cosine, HnswParams::default(), n).expect("index");
+    let index = DenseIndex::new(dim, Distance::Cosine, HnswParams::default()).expect("index");
     index.insert_batch(&rows).expect("insert");
     let build = start.elapsed();
     let grown = match (before, rss_bytes()) {

@@ -1,9 +1,10 @@
 //! Quiver's indexes and query building blocks.
 //!
-//! - [`DenseIndex`]: an HNSW graph (hnsw_rs) per segment, cosine / dot / L2, with
-//!   filtering during the graph walk and dump/load without rebuilding.
-//! - [`FlatGraph`]: a sealed segment's graph, exported from hnsw_rs into one flat
-//!   memory-mapped file and searched in place by Quiver's own loop.
+//! - [`DenseIndex`]: an HNSW graph per segment, cosine / dot / L2, built by concurrent
+//!   inserts while it is searched, with filtering during the graph walk; it also reads
+//!   earlier releases' hnsw_rs dumps.
+//! - [`FlatGraph`]: a sealed segment's graph, exported into one flat memory-mapped file
+//!   and searched in place.
 //! - [`simd`]: distance kernels chosen at run time (AVX-512, AVX2, portable).
 //! - [`exact_search`]: brute force, the ground truth and the plan for tiny candidate sets.
 //! - [`MatryoshkaIndex`]: search a vector prefix, rescore at full length.
@@ -29,7 +30,9 @@ pub use error::{IndexError, Result};
 pub use exact::{exact_search, Hit};
 pub use fusion::{Fused, Fusion, StageHit, DEFAULT_RRF_K};
 pub use hnsw::flat::{FlatGraph, VectorRows};
-pub use hnsw::persist::{LoadOptions, META_FILE};
-pub use hnsw::{DenseIndex, DotDist, HnswParams};
+#[cfg(feature = "legacy-dump")]
+pub use hnsw::legacy::write_legacy_dump;
+pub use hnsw::legacy::{LoadOptions, META_FILE};
+pub use hnsw::{DenseIndex, HnswParams};
 pub use matryoshka::{rescore, MatryoshkaIndex, VectorSource};
 pub use rowset::{RowFilter, RowSet};

@@ -44,7 +44,6 @@ impl MatryoshkaIndex {
         index_dim: usize,
         distance: Distance,
         params: HnswParams,
-        capacity: usize,
     ) -> Result<Self> {
         if index_dim == 0 || index_dim > dim {
             return Err(IndexError::InvalidInput(format!(
@@ -52,7 +51,7 @@ impl MatryoshkaIndex {
             )));
         }
         Ok(MatryoshkaIndex {
-            graph: DenseIndex::new(index_dim, distance, params, capacity)?,
+            graph: DenseIndex::new(index_dim, distance, params)?,
             dim,
         })
     }

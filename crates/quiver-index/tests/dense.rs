@@ -26,7 +26,7 @@ fn every_distance_agrees_with_exact_search() {
     let data = raw_vectors(1, 1_000, 32);
     let queries = raw_vectors(2, 20, 32);
     for distance in [Distance::Cosine, Distance::Dot, Distance::L2] {
-        let index = DenseIndex::new(32, distance, HnswParams::default(), 0).unwrap();
+        let index = DenseIndex::new(32, distance, HnswParams::default()).unwrap();
         // Incremental inserts, as the mutable segment does them.
         for (i, v) in data.iter().enumerate() {
             index.insert(i as u64, v).unwrap();
@@ -73,7 +73,7 @@ fn every_distance_agrees_with_exact_search() {
 #[test]
 fn filters_apply_during_search() {
     let data = raw_vectors(3, 1_000, 16);
-    let index = DenseIndex::new(16, Distance::L2, HnswParams::default(), 1_000).unwrap();
+    let index = DenseIndex::new(16, Distance::L2, HnswParams::default()).unwrap();
     let rows: Vec<(u64, &[f32])> = data
         .iter()
         .enumerate()
@@ -98,13 +98,13 @@ fn filters_apply_during_search() {
 
 #[test]
 fn rejects_bad_input() {
-    assert!(DenseIndex::new(0, Distance::Cosine, HnswParams::default(), 1).is_err());
+    assert!(DenseIndex::new(0, Distance::Cosine, HnswParams::default()).is_err());
     let bad = HnswParams {
         m: 1,
         ..HnswParams::default()
     };
-    assert!(DenseIndex::new(4, Distance::Cosine, bad, 1).is_err());
-    let index = DenseIndex::new(4, Distance::Cosine, HnswParams::default(), 1).unwrap();
+    assert!(DenseIndex::new(4, Distance::Cosine, bad).is_err());
+    let index = DenseIndex::new(4, Distance::Cosine, HnswParams::default()).unwrap();
     assert!(index.search(&[1.0; 4], 5, None, None).unwrap().is_empty());
     assert!(index.insert(0, &[1.0; 3]).is_err());
     assert!(index.insert(0, &[1.0, f32::NAN, 0.0, 0.0]).is_err());
@@ -129,7 +129,7 @@ fn matryoshka_rescoring_recall() {
     const DIM: usize = 384;
     // Matryoshka-like data: leading components carry more of the signal.
     let (data, queries) = clustered(11, N, 100, DIM, 50, 0.6, |i| 1.0 / (1.0 + i as f32 / 64.0));
-    let index = MatryoshkaIndex::new(DIM, 128, Distance::Cosine, HnswParams::default(), N).unwrap();
+    let index = MatryoshkaIndex::new(DIM, 128, Distance::Cosine, HnswParams::default()).unwrap();
     assert_eq!(index.index_dim(), 128);
     let rows: Vec<(u64, &[f32])> = data
         .iter()
@@ -151,5 +151,58 @@ fn matryoshka_rescoring_recall() {
     let r = total / queries.len() as f64;
     println!("Matryoshka 128/384 recall@10 with 100 rescored candidates: {r:.4}");
     assert!(r >= 0.95, "recall {r}");
-    assert!(MatryoshkaIndex::new(64, 65, Distance::Cosine, HnswParams::default(), 1).is_err());
+    assert!(MatryoshkaIndex::new(64, 65, Distance::Cosine, HnswParams::default()).is_err());
+}
+
+/// A memtable's graph: writers insert from several threads while readers search. Every
+/// search returns only inserted rows, each once, in score order; once the writers are
+/// done the graph holds every row and finds each row's own vector first.
+#[test]
+fn searches_while_many_threads_insert() {
+    let (data, _) = clustered(9, 6_000, 0, 48, 60, 0.6, |_| 1.0);
+    let index = DenseIndex::new(48, Distance::Cosine, HnswParams::default()).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let (index, data) = (&index, &data);
+                s.spawn(move || {
+                    for (i, v) in data.iter().enumerate().filter(|(i, _)| i % 3 == w) {
+                        index.insert(i as u64, v).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let reader = s.spawn(|| {
+            let mut searches = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let q = &data[searches % data.len()];
+                let hits = index.search(q, 10, Some(32), None).unwrap();
+                let mut rows: Vec<u64> = hits.iter().map(|h| h.row).collect();
+                assert!(rows.iter().all(|&r| (r as usize) < data.len()));
+                assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+                rows.sort_unstable();
+                rows.dedup();
+                assert_eq!(rows.len(), hits.len(), "a row returned twice");
+                searches += 1;
+            }
+            searches
+        });
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+        assert!(reader.join().unwrap() > 0);
+    });
+    assert_eq!(index.len(), data.len());
+    let found = data
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| index.search(v, 1, Some(64), None).unwrap()[0].row == *i as u64)
+        .count();
+    assert!(
+        found * 100 >= data.len() * 99,
+        "{found} of {} found themselves",
+        data.len()
+    );
 }

@@ -29,7 +29,7 @@ fn corpus() -> &'static Corpus {
         let mut metadata = Vec::new();
         let mut vectors = Vec::new();
         let text = TextIndex::in_memory(Analyzer::Simple).unwrap();
-        let dense = DenseIndex::new(DIM, Distance::Cosine, HnswParams::default(), N).unwrap();
+        let dense = DenseIndex::new(DIM, Distance::Cosine, HnswParams::default()).unwrap();
         for i in 0..N {
             let mut m = json!({
                 "color": COLORS[i % 3],

@@ -258,7 +258,7 @@ impl Collection {
             mapped_rows += seg.segment().len();
             Arc::make_mut(&mut state.segments).push(Arc::new(seg));
         }
-        state.active = Memtable::with_graph(VecIndex::new(&config, opts.seal_rows)?);
+        state.active = Memtable::with_graph(VecIndex::new(&config)?);
 
         let wal_opts = WalOptions {
             sync: opts.sync,

@@ -140,7 +140,7 @@ impl Inner {
     /// Freezes the active memtable (when full, or when `force` and not empty) unless a
     /// frozen one is still waiting. Returns whether it froze.
     pub(super) fn freeze(&self, force: bool) -> Result<bool> {
-        let fresh = Memtable::with_graph(VecIndex::new(&self.config, self.opts.seal_rows)?);
+        let fresh = Memtable::with_graph(VecIndex::new(&self.config)?);
         let _gate = self.gate.write();
         let mut st = self.state.write();
         if st.frozen.is_some() || st.active.is_empty() || !(force || self.full(&st)) {

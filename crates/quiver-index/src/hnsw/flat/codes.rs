@@ -9,7 +9,8 @@
 //! the rows it keeps (its list, at least `k + k/2` wide, and the best `k` rows the list
 //! pushed out) are then scored again against the `f32` rows, so the scores a search
 //! returns are exact and recall at equal `ef` stays that of a walk over the floats
-//! (`tests/flat.rs` holds it within 0.005 of hnsw_rs's search over the same graph).
+//! (`tests/flat.rs` holds it within 0.005 of the built graph's own search over the same
+//! links).
 //! The codes add `dim` bytes per row to the graph file, a quarter of a vector; the
 //! vectors themselves are still stored once, in the segment's vector file.
 //!

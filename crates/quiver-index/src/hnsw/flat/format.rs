@@ -1,4 +1,4 @@
-//! The flat graph's file: its byte table, the export from an hnsw_rs graph, and the
+//! The flat graph's file: its byte table, the export from a built graph, and the
 //! checks a file passes before it is searched.
 //!
 //! Every field is a little-endian `u32` (norms are `f32` bits), so the whole file is an
@@ -54,7 +54,8 @@ use std::collections::HashMap;
 
 use quiver_core::Distance;
 
-use super::super::{with_graph, DenseIndex, Graph};
+use super::super::graph::NodeLinks;
+use super::super::DenseIndex;
 use crate::{IndexError, Result};
 
 pub(super) const MAGIC: u32 = u32::from_le_bytes(*b"QVFG");
@@ -275,42 +276,17 @@ impl<'a> VectorRows<'a> {
 /// Links of one node on one level, as exported.
 type Links = Vec<u32>;
 
-/// One hnsw_rs node as read out of the graph: its key, top level and links (keys) on
-/// each level from 0 up.
-struct Node {
-    key: usize,
-    links: Vec<Vec<usize>>,
-}
-
-/// Every node of `index` and the graph's top level, nodes of higher levels first.
-fn read_nodes(index: &DenseIndex) -> (Vec<Node>, usize) {
-    let mut nodes = Vec::with_capacity(index.len());
-    let top = with_graph!(index.graph(), g => {
-        let points = g.get_point_indexation();
-        let top = usize::from(points.get_max_level_observed()).min(MAX_UPPER);
-        for level in (0..=top).rev() {
-            for point in points.get_layer_iterator(level) {
-                let hood = point.get_neighborhood_id();
-                let links = (0..=level)
-                    .map(|l| hood.get(l).map_or(Vec::new(), |h| h.iter().map(|nb| nb.d_id).collect()))
-                    .collect();
-                nodes.push(Node { key: point.get_origin_id(), links });
-            }
-        }
-        top
-    });
-    (nodes, top)
-}
-
 /// The links of a kept node on one level, as rows. A link to a dropped node is replaced
 /// by that node's own kept links (one hop around it), so dropping the nodes of
-/// overwritten versions does not cut the paths through them; the list keeps its length.
+/// overwritten versions does not cut the paths through them; the list may grow up to
+/// `cap`, since pruned lists are short and one dropped node can stand between many.
 fn remap_links(
     own_row: u32,
-    links: &[usize],
+    links: &[u64],
     level: usize,
-    rows: &HashMap<usize, u32>,
-    dropped: &HashMap<usize, &Node>,
+    rows: &HashMap<u64, u32>,
+    dropped: &HashMap<u64, &NodeLinks>,
+    cap: usize,
 ) -> Links {
     let mut out: Links = links.iter().filter_map(|k| rows.get(k).copied()).collect();
     if out.len() < links.len() {
@@ -321,7 +297,7 @@ fn remap_links(
             .flatten()
             .filter_map(|k| rows.get(k).copied());
         for row in around {
-            if out.len() == links.len() {
+            if out.len() >= cap {
                 break;
             }
             if row != own_row && !out.contains(&row) {
@@ -353,12 +329,14 @@ pub(super) fn export(
     let u32_of = |v: usize, what: &str| {
         u32::try_from(v).map_err(|_| bad(format!("{what} {v} does not fit the flat format")))
     };
-    let (nodes, read_top) = read_nodes(index);
+    let m = index.params().m;
+    let nodes = index.graph().nodes();
+    let read_top = nodes.iter().map(|n| n.links.len() - 1).max().unwrap_or(0);
     let mut row_by_key = HashMap::with_capacity(n);
     let mut dropped = HashMap::new();
     let mut covered = vec![false; n];
     for node in &nodes {
-        match row_of(node.key) {
+        match usize::try_from(node.key).ok().and_then(row_of) {
             Some(row) if row < n && !covered[row] => {
                 covered[row] = true;
                 row_by_key.insert(node.key, u32_of(row, "row")?);
@@ -382,7 +360,8 @@ pub(super) fn export(
         };
         entry.get_or_insert((row, node.links.len() - 1));
         for (level, links) in node.links.iter().enumerate() {
-            let links = remap_links(row, links, level, &row_by_key, &dropped);
+            let cap = if level == 0 { 2 * m } else { m };
+            let links = remap_links(row, links, level, &row_by_key, &dropped, cap);
             match level {
                 0 => level0[row as usize] = links,
                 l => uppers[l - 1].push((row, links)),

@@ -1,9 +1,9 @@
 //! Flat, memory-mapped HNSW graphs for immutable segments.
 //!
-//! hnsw_rs builds graphs well but searches them through reference-counted nodes, locked
-//! neighbour lists and a hash map of visited points. A sealed segment never changes, so
-//! its graph is exported once ([`FlatGraph::export`]) into one file of fixed-stride `u32`
-//! link lists (byte table in `format`) and searched in place by Quiver's own loop
+//! A graph under construction lives in growable chunks with a lock per node (`graph`).
+//! A sealed segment never changes, so its graph is exported once ([`FlatGraph::export`])
+//! into one file of fixed-stride `u32` link lists (byte table in `format`) and searched
+//! in place by its own loop
 //! (`search`). Opening maps the file, checks it, and leaves it to the page cache: nothing
 //! is copied into the heap, so a collection's resident memory is what its queries touch.
 //!

@@ -19,51 +19,23 @@
 //! keep the graph connected, but never take a result slot. Without a filter the walk
 //! stops at the first candidate farther than the worst result, as in hnswlib. With one
 //! it goes on until no candidate is left (candidates still only enter while they beat
-//! the worst result), as hnsw_rs does: stopping early there costs recall at small `ef`
+//! the worst result), as hnsw_rs did: stopping early there costs recall at small `ef`
 //! when rejected rows crowd the neighbourhood, and a filtered query's cost is the
 //! planner's concern (very selective filters are scanned exactly instead).
 
 use std::cell::RefCell;
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use quiver_core::Distance;
 
+use super::super::near::Near;
 use super::codes::{CodeQuery, Codes};
 use super::format::HEADER_WORDS;
 use super::{FlatGraph, VectorRows};
 use crate::exact::sort_hits;
 use crate::simd::{prefetch, Isa};
 use crate::{Hit, IndexError, Result, RowFilter};
-
-/// A node and its distance to the query (lower is closer).
-#[derive(Debug, Clone, Copy)]
-struct Near {
-    dist: f32,
-    node: u32,
-}
-
-impl Ord for Near {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.dist
-            .total_cmp(&other.dist)
-            .then(self.node.cmp(&other.node))
-    }
-}
-
-impl PartialOrd for Near {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Near {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Near {}
 
 /// Per-thread buffers reused by every search on that thread.
 #[derive(Debug, Default)]

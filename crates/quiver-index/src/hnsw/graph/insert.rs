@@ -1,0 +1,125 @@
+//! Inserting into a growing graph, from any number of threads at once.
+//!
+//! The algorithm is HNSW's (Malkov and Yashunin), arranged as hnswlib arranges it: a
+//! new node draws its top level, descends greedily to it, and on each level from there
+//! down searches `ef_construction` candidates, keeps up to `M` of them chosen by the
+//! diversity heuristic (a candidate is dropped when a kept one is closer to it than the
+//! new node is), links to them, and links each of them back. A full neighbour list is
+//! re-chosen by the same heuristic over its links plus the new one, so lists stay
+//! bounded (`2M` on level 0, `M` above) and spread in direction.
+//!
+//! Each node has its own lock, taken only to rewrite that node's links; walks take no
+//! locks (see `store`). An insert that raises the top level holds the graph's `grow`
+//! lock throughout, so two such inserts never race for the entry point.
+
+use super::super::near::Near;
+use super::walk::{with_scratch, Scratch};
+use super::{Entry, Graph};
+
+impl Graph {
+    /// Inserts a prepared vector (graph length, normalized for cosine) under `key`.
+    pub(crate) fn insert(&self, key: u64, vector: &[f32]) {
+        let level = self.random_level();
+        let node = self.allocate();
+        self.store.create(node, key, vector, level);
+        let entry = match self.entry() {
+            Some(entry) => entry,
+            None => {
+                let mut e = self.entry.write();
+                match *e {
+                    Some(entry) => entry,
+                    None => {
+                        *e = Some(Entry { node, level });
+                        return;
+                    }
+                }
+            }
+        };
+        let (_grow, entry) = if level > entry.level {
+            let guard = self.grow.lock();
+            // Another insert may have raised the top level while this one waited.
+            let now = self.entry().unwrap_or(entry);
+            (Some(guard), now)
+        } else {
+            (None, entry)
+        };
+        with_scratch(|s| self.link_in(s, node, level, entry));
+        if level > entry.level {
+            let mut e = self.entry.write();
+            if e.is_none_or(|cur| level > cur.level) {
+                *e = Some(Entry { node, level });
+            }
+        }
+    }
+
+    fn link_in(&self, s: &mut Scratch, node: u32, level: usize, entry: Entry) {
+        let q = self.store.vector(node);
+        let start = Near {
+            dist: self.dist(q, self.store.vector(entry.node)),
+            node: entry.node,
+        };
+        let mut cur = self.descend(s, q, start, entry.level, level);
+        for l in (0..=level.min(entry.level)).rev() {
+            self.search_level(s, q, cur, self.ef_construction, l, None);
+            let mut found = std::mem::take(&mut s.picked);
+            found.clear();
+            found.extend(s.results.drain().filter(|n| n.node != node));
+            found.sort_unstable();
+            if let Some(&closest) = found.first() {
+                cur = closest;
+            }
+            let mut chosen = std::mem::take(&mut s.ids);
+            self.select(&found, self.m, &mut chosen);
+            {
+                let held = self.store.lock(node);
+                self.store.set_links(&held, node, l, &chosen);
+            }
+            for &nb in &chosen {
+                self.link_back(nb, node, l);
+            }
+            s.picked = found;
+            s.ids = chosen;
+        }
+    }
+
+    /// The diversity heuristic: from `candidates` (closest first), keeps up to `m`,
+    /// dropping each one that a kept candidate is closer to than the base node is.
+    pub(super) fn select(&self, candidates: &[Near], m: usize, out: &mut Vec<u32>) {
+        out.clear();
+        for c in candidates {
+            if out.len() == m {
+                break;
+            }
+            let v = self.store.vector(c.node);
+            let diverse = out
+                .iter()
+                .all(|&kept| self.dist(v, self.store.vector(kept)) >= c.dist);
+            if diverse {
+                out.push(c.node);
+            }
+        }
+    }
+
+    /// Adds `new` to the links of `nb` on `level`, re-choosing them when full.
+    fn link_back(&self, nb: u32, new: u32, level: usize) {
+        let held = self.store.lock(nb);
+        if self.store.push_link(&held, nb, level, new) {
+            return;
+        }
+        let base = self.store.vector(nb);
+        let mut links = Vec::with_capacity(self.cap0 + 1);
+        self.store.links_into(nb, level, &mut links);
+        links.push(new);
+        let mut near: Vec<Near> = links
+            .iter()
+            .map(|&l| Near {
+                dist: self.dist(base, self.store.vector(l)),
+                node: l,
+            })
+            .collect();
+        near.sort_unstable();
+        let cap = if level == 0 { self.cap0 } else { self.m };
+        self.select(&near, cap, &mut links);
+        self.store.set_links(&held, nb, level, &links);
+    }
+}
