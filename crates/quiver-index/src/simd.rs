@@ -209,25 +209,32 @@ mod x86 {
     pub(super) unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len();
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut acc = [_mm256_setzero_ps(); 4];
+        // Four accumulators in registers hide the FMA latency; loads are by pointer
+        // offset so the loop carries no bounds checks.
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+        );
         let mut i = 0;
         // SAFETY (all loads below): `i + 8 * lanes <= n` before each load, and both
         // slices hold `n` floats.
-        while i + 32 <= n {
-            for (j, acc) in acc.iter_mut().enumerate() {
-                let x = unsafe { _mm256_loadu_ps(pa.add(i + 8 * j)) };
-                let y = unsafe { _mm256_loadu_ps(pb.add(i + 8 * j)) };
-                *acc = _mm256_fmadd_ps(x, y, *acc);
+        unsafe {
+            while i + 32 <= n {
+                let (x, y) = (pa.add(i), pb.add(i));
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(y), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x.add(8)), _mm256_loadu_ps(y.add(8)), a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x.add(16)), _mm256_loadu_ps(y.add(16)), a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x.add(24)), _mm256_loadu_ps(y.add(24)), a3);
+                i += 32;
             }
-            i += 32;
+            while i + 8 <= n {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), a0);
+                i += 8;
+            }
         }
-        while i + 8 <= n {
-            let x = unsafe { _mm256_loadu_ps(pa.add(i)) };
-            let y = unsafe { _mm256_loadu_ps(pb.add(i)) };
-            acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
-            i += 8;
-        }
-        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
         let tail: f32 = a[i..].iter().zip(&b[i..]).map(|(x, y)| x * y).sum();
         hsum256(sum) + tail
     }
@@ -238,26 +245,34 @@ mod x86 {
     pub(super) unsafe fn l2sq_avx2(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len();
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut acc = [_mm256_setzero_ps(); 4];
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+        );
         let mut i = 0;
         // SAFETY: as in `dot_avx2`.
-        while i + 32 <= n {
-            for (j, acc) in acc.iter_mut().enumerate() {
-                let x = unsafe { _mm256_loadu_ps(pa.add(i + 8 * j)) };
-                let y = unsafe { _mm256_loadu_ps(pb.add(i + 8 * j)) };
-                let d = _mm256_sub_ps(x, y);
-                *acc = _mm256_fmadd_ps(d, d, *acc);
+        unsafe {
+            while i + 32 <= n {
+                let (x, y) = (pa.add(i), pb.add(i));
+                let d0 = _mm256_sub_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(y));
+                let d1 = _mm256_sub_ps(_mm256_loadu_ps(x.add(8)), _mm256_loadu_ps(y.add(8)));
+                let d2 = _mm256_sub_ps(_mm256_loadu_ps(x.add(16)), _mm256_loadu_ps(y.add(16)));
+                let d3 = _mm256_sub_ps(_mm256_loadu_ps(x.add(24)), _mm256_loadu_ps(y.add(24)));
+                a0 = _mm256_fmadd_ps(d0, d0, a0);
+                a1 = _mm256_fmadd_ps(d1, d1, a1);
+                a2 = _mm256_fmadd_ps(d2, d2, a2);
+                a3 = _mm256_fmadd_ps(d3, d3, a3);
+                i += 32;
             }
-            i += 32;
+            while i + 8 <= n {
+                let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+                a0 = _mm256_fmadd_ps(d, d, a0);
+                i += 8;
+            }
         }
-        while i + 8 <= n {
-            let x = unsafe { _mm256_loadu_ps(pa.add(i)) };
-            let y = unsafe { _mm256_loadu_ps(pb.add(i)) };
-            let d = _mm256_sub_ps(x, y);
-            acc[0] = _mm256_fmadd_ps(d, d, acc[0]);
-            i += 8;
-        }
-        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
         let tail: f32 = a[i..]
             .iter()
             .zip(&b[i..])
@@ -353,31 +368,36 @@ mod x86 {
     pub(super) unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len();
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut acc = [_mm512_setzero_ps(); 4];
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+        );
         let mut i = 0;
         // SAFETY (all loads below): full loads only while `i + 16 * lanes <= n`; the
         // masked tail load reads only the `n - i` lanes left.
-        while i + 64 <= n {
-            for (j, acc) in acc.iter_mut().enumerate() {
-                let x = unsafe { _mm512_loadu_ps(pa.add(i + 16 * j)) };
-                let y = unsafe { _mm512_loadu_ps(pb.add(i + 16 * j)) };
-                *acc = _mm512_fmadd_ps(x, y, *acc);
+        unsafe {
+            while i + 64 <= n {
+                let (x, y) = (pa.add(i), pb.add(i));
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(y), a0);
+                a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x.add(16)), _mm512_loadu_ps(y.add(16)), a1);
+                a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x.add(32)), _mm512_loadu_ps(y.add(32)), a2);
+                a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x.add(48)), _mm512_loadu_ps(y.add(48)), a3);
+                i += 64;
             }
-            i += 64;
+            while i + 16 <= n {
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), a0);
+                i += 16;
+            }
+            if i < n {
+                let m = tail_mask(n - i);
+                let x = _mm512_maskz_loadu_ps(m, pa.add(i));
+                let y = _mm512_maskz_loadu_ps(m, pb.add(i));
+                a1 = _mm512_fmadd_ps(x, y, a1);
+            }
         }
-        while i + 16 <= n {
-            let x = unsafe { _mm512_loadu_ps(pa.add(i)) };
-            let y = unsafe { _mm512_loadu_ps(pb.add(i)) };
-            acc[0] = _mm512_fmadd_ps(x, y, acc[0]);
-            i += 16;
-        }
-        if i < n {
-            let m = tail_mask(n - i);
-            let x = unsafe { _mm512_maskz_loadu_ps(m, pa.add(i)) };
-            let y = unsafe { _mm512_maskz_loadu_ps(m, pb.add(i)) };
-            acc[1] = _mm512_fmadd_ps(x, y, acc[1]);
-        }
-        let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        let sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
         _mm512_reduce_add_ps(sum)
     }
 
@@ -387,33 +407,42 @@ mod x86 {
     pub(super) unsafe fn l2sq_avx512(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len();
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut acc = [_mm512_setzero_ps(); 4];
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+        );
         let mut i = 0;
         // SAFETY: as in `dot_avx512`.
-        while i + 64 <= n {
-            for (j, acc) in acc.iter_mut().enumerate() {
-                let x = unsafe { _mm512_loadu_ps(pa.add(i + 16 * j)) };
-                let y = unsafe { _mm512_loadu_ps(pb.add(i + 16 * j)) };
-                let d = _mm512_sub_ps(x, y);
-                *acc = _mm512_fmadd_ps(d, d, *acc);
+        unsafe {
+            while i + 64 <= n {
+                let (x, y) = (pa.add(i), pb.add(i));
+                let d0 = _mm512_sub_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(y));
+                let d1 = _mm512_sub_ps(_mm512_loadu_ps(x.add(16)), _mm512_loadu_ps(y.add(16)));
+                let d2 = _mm512_sub_ps(_mm512_loadu_ps(x.add(32)), _mm512_loadu_ps(y.add(32)));
+                let d3 = _mm512_sub_ps(_mm512_loadu_ps(x.add(48)), _mm512_loadu_ps(y.add(48)));
+                a0 = _mm512_fmadd_ps(d0, d0, a0);
+                a1 = _mm512_fmadd_ps(d1, d1, a1);
+                a2 = _mm512_fmadd_ps(d2, d2, a2);
+                a3 = _mm512_fmadd_ps(d3, d3, a3);
+                i += 64;
             }
-            i += 64;
+            while i + 16 <= n {
+                let d = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+                a0 = _mm512_fmadd_ps(d, d, a0);
+                i += 16;
+            }
+            if i < n {
+                let m = tail_mask(n - i);
+                let d = _mm512_sub_ps(
+                    _mm512_maskz_loadu_ps(m, pa.add(i)),
+                    _mm512_maskz_loadu_ps(m, pb.add(i)),
+                );
+                a1 = _mm512_fmadd_ps(d, d, a1);
+            }
         }
-        while i + 16 <= n {
-            let x = unsafe { _mm512_loadu_ps(pa.add(i)) };
-            let y = unsafe { _mm512_loadu_ps(pb.add(i)) };
-            let d = _mm512_sub_ps(x, y);
-            acc[0] = _mm512_fmadd_ps(d, d, acc[0]);
-            i += 16;
-        }
-        if i < n {
-            let m = tail_mask(n - i);
-            let x = unsafe { _mm512_maskz_loadu_ps(m, pa.add(i)) };
-            let y = unsafe { _mm512_maskz_loadu_ps(m, pb.add(i)) };
-            let d = _mm512_sub_ps(x, y);
-            acc[1] = _mm512_fmadd_ps(d, d, acc[1]);
-        }
-        let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        let sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
         _mm512_reduce_add_ps(sum)
     }
 }

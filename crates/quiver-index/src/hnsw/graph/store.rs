@@ -21,6 +21,8 @@ use std::sync::OnceLock;
 
 use parking_lot::{Mutex, MutexGuard};
 
+use crate::simd::prefetch;
+
 /// log2 of the first chunk's node count.
 const FIRST_SHIFT: u32 = 10;
 /// Chunks enough for every `u32` node id.
@@ -178,6 +180,14 @@ impl Store {
         };
         let n = (count.load(Ordering::Acquire) as usize).min(slots.len());
         out.extend(slots[..n].iter().map(|s| s.load(Ordering::Acquire)));
+    }
+
+    /// Starts loading the level-0 link record of `node`, which a walk reads when it
+    /// expands the node.
+    #[inline]
+    pub(super) fn warm_links0(&self, node: u32) {
+        let (chunk, slot) = self.chunk(node);
+        prefetch(chunk.links0[slot * (1 + self.cap0)..].as_ptr());
     }
 
     /// Replaces the links of `node` on `level`; the caller holds the node's lock.

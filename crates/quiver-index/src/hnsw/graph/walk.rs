@@ -159,6 +159,9 @@ impl Graph {
                 if s.results.len() < ef || d < bound {
                     let near = Near { dist: d, node: nb };
                     s.candidates.push(Reverse(near));
+                    if level == 0 {
+                        self.store.warm_links0(nb);
+                    }
                     if allows.is_none_or(|a| a(nb)) {
                         s.results.push(near);
                         if s.results.len() > ef {
