@@ -21,6 +21,12 @@ pub struct CollectionOptions {
     pub background_compaction: bool,
     /// Segments with fewer live rows than this are merged by compaction.
     pub compact_small_rows: usize,
+    /// A background compaction waits until no write has come for this long, so the
+    /// cores go to a bulk load's own indexing while it runs and merge once it ends.
+    pub compact_quiet: Duration,
+    /// ... unless this many small segments are waiting: then it starts anyway, so a
+    /// steady stream of writes cannot leave searches facing ever more segments.
+    pub compact_max_waiting: usize,
     /// Commit the text index once this many text updates wait (they are invisible to
     /// text searches until committed).
     pub text_commit_ops: usize,
@@ -38,6 +44,8 @@ impl Default for CollectionOptions {
             repair: false,
             background_compaction: true,
             compact_small_rows: 200_000,
+            compact_quiet: Duration::from_secs(1),
+            compact_max_waiting: 8,
             text_commit_ops: 100_000,
             text_commit_interval: Duration::from_secs(1),
         }

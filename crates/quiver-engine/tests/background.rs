@@ -3,6 +3,7 @@
 //!   newest acknowledged version or a newer one.
 //! - A failed seal leaves the frozen memtable searchable and is retried.
 //! - Closing a collection during a long compaction is prompt and loses nothing.
+//! - A compaction waits for writes to go quiet, or for enough small segments.
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,6 +28,8 @@ fn options(seal_rows: usize, compact_small_rows: usize) -> DbOptions {
             sync: SyncPolicy::Never,
             seal_rows,
             compact_small_rows,
+            // Merge while writes go on, so the tests meet compactions mid-write.
+            compact_quiet: Duration::ZERO,
             background_compaction: true,
             ..CollectionOptions::default()
         },
@@ -202,4 +205,49 @@ fn closing_during_a_compaction_is_prompt_and_loses_nothing() {
     let c = db.collection("big").unwrap();
     assert_eq!(c.count(), N);
     assert_eq!(c.get("d123").unwrap().unwrap().vector, vector(123));
+}
+
+/// A compaction waits for writes to go quiet, unless enough small segments wait.
+#[test]
+fn compaction_waits_for_writes_to_go_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(100, 10_000);
+    opts.collection.compact_quiet = Duration::from_millis(1_500);
+    opts.collection.compact_max_waiting = 4;
+    let db = Database::open(dir.path(), opts).unwrap();
+    let c = db.create_collection("q", l2(4)).unwrap();
+    let write = |from: usize, to: usize| {
+        for i in from..to {
+            c.upsert(vec![doc(format!("n{i}"), new_vector(i))]).unwrap();
+        }
+    };
+    let seals_reach = |n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while c.stats().maintenance.seals < n {
+            assert!(Instant::now() < deadline, "seals stopped");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    // Two seals while writing: two small segments wait, no merge yet.
+    write(0, 250);
+    seals_reach(2);
+    write(250, 260);
+    assert_eq!(c.stats().maintenance.compactions, 0, "merged mid-write");
+    // Quiet for longer than `compact_quiet`: the merge runs.
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert!(c.wait_idle(Duration::from_secs(60)));
+    assert_eq!(c.stats().maintenance.compactions, 1);
+    assert_eq!(c.stats().segments, 1);
+    // Writes without pause: the fourth waiting small segment starts a merge anyway.
+    let start = Instant::now();
+    write(260, 700);
+    seals_reach(6);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.stats().maintenance.compactions < 2 {
+        assert!(Instant::now() < deadline, "no merge under steady writes");
+        write(700, 701);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("merged under steady writes after {:?}", start.elapsed());
+    assert_eq!(c.count(), 701);
 }

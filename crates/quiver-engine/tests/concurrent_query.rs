@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use quiver_core::{CollectionConfig, Document, Filter, Metadata, SyncPolicy};
 use quiver_engine::{CollectionOptions, Database, DbOptions, Query};
@@ -35,6 +36,8 @@ fn queries_run_beside_writes_seals_and_compactions() {
             sync: SyncPolicy::Never,
             seal_rows: 150,
             compact_small_rows: 400,
+            // Merge while writes go on, so the tests meet compactions mid-write.
+            compact_quiet: Duration::ZERO,
             background_compaction: true,
             ..CollectionOptions::default()
         },

@@ -41,6 +41,8 @@ fn options() -> DbOptions {
             sync: SyncPolicy::Always,
             seal_rows: 10,
             compact_small_rows: 40,
+            // Merge while writes go on, so the tests meet compactions mid-write.
+            compact_quiet: Duration::ZERO,
             background_compaction: true,
             ..CollectionOptions::default()
         },

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use quiver_core::{CollectionConfig, Distance, Document, Filter, Metadata, SyncPolicy};
 use quiver_engine::{Collection, CollectionOptions, Database, DbOptions, Query};
@@ -29,6 +30,8 @@ fn opts(compaction: bool) -> DbOptions {
             seal_rows: 700,
             background_compaction: compaction,
             compact_small_rows: 1_600,
+            // Merge while writes go on, so the tests meet compactions mid-write.
+            compact_quiet: Duration::ZERO,
             ..CollectionOptions::default()
         },
     }

@@ -51,6 +51,7 @@ pub fn db_options(config: &Config) -> DbOptions {
             wal_file_bytes: s.wal_file_mb.saturating_mul(1 << 20),
             repair: s.repair,
             background_compaction: s.compaction,
+            compact_quiet: Duration::from_millis(s.compaction_quiet_ms),
             text_commit_ops: s.text_commit_ops.max(1),
             text_commit_interval: Duration::from_millis(s.text_commit_ms.max(1)),
             ..CollectionOptions::default()

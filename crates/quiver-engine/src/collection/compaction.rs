@@ -5,6 +5,11 @@
 //! (see `LiveSegment`'s `BuildGraph`): only the other inputs' vectors are inserted.
 //! Without one (after a restart) it is built from nothing.
 //!
+//! A background compaction starts once writes have been quiet for `compact_quiet` (or
+//! once `compact_max_waiting` small segments wait): merging re-inserts the smaller
+//! inputs' vectors, work that would otherwise take cores from a bulk load still
+//! indexing its own writes.
+//!
 //! Only the choice of segments and the final swap hold the maintenance lock; the long
 //! part (reading the rows, writing the new segment, building its graph) holds no lock
 //! that a seal, snapshot, query or write needs, and builds the graph on a pool of at
@@ -17,7 +22,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use quiver_storage::segment::{write_segment, Segment, SegmentRow};
 use quiver_storage::StorageError;
@@ -55,6 +60,25 @@ fn build_threads() -> usize {
 }
 
 impl Inner {
+    /// How much longer a background compaction should wait for writes to go quiet;
+    /// `None` to start now (quiet long enough, or too many small segments waiting).
+    pub(super) fn compaction_wait(&self) -> Option<Duration> {
+        let since = self.counters.since_last_write();
+        let quiet = self.opts.compact_quiet;
+        if since >= quiet {
+            return None;
+        }
+        let small = self.opts.compact_small_rows;
+        let waiting = self
+            .state
+            .read()
+            .segments
+            .iter()
+            .filter(|s| s.live_count() < small)
+            .count();
+        (waiting < self.opts.compact_max_waiting).then(|| quiet - since)
+    }
+
     pub(super) fn compact(&self) -> Result<bool> {
         let _one_at_a_time = self.compacting.lock();
         let Some((picked, id)) = self.pick()? else {

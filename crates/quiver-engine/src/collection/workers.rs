@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,15 @@ pub(super) struct Counters {
     last_compaction_nanos: AtomicU64,
     stalls: AtomicU64,
     stall_nanos: AtomicU64,
+    /// When the last write came, in nanoseconds of [`clock`].
+    last_write: AtomicU64,
+}
+
+/// Nanoseconds since the first call in this process: a monotonic clock that fits an
+/// atomic.
+fn clock() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    nanos(START.get_or_init(Instant::now).elapsed())
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -91,6 +100,16 @@ impl Counters {
             .fetch_add(nanos(took), Ordering::AcqRel);
         self.last_compaction_nanos
             .store(nanos(took), Ordering::Release);
+    }
+
+    /// Notes that a write came now.
+    pub(super) fn wrote(&self) {
+        self.last_write.store(clock(), Ordering::Relaxed);
+    }
+
+    /// Time since the last write.
+    pub(super) fn since_last_write(&self) -> Duration {
+        Duration::from_nanos(clock().saturating_sub(self.last_write.load(Ordering::Relaxed)))
     }
 
     pub(super) fn stalled(&self, took: Duration) {
@@ -209,6 +228,16 @@ fn sealer(weak: &Weak<Inner>, rx: &Receiver<()>, interval: Duration) {
 
 fn compactor(weak: &Weak<Inner>, rx: &Receiver<()>) {
     while rx.recv().is_ok() {
+        // Let a bulk load finish first (see `CollectionOptions::compact_quiet`).
+        loop {
+            let Some(wait) = weak.upgrade().map(|inner| inner.compaction_wait()) else {
+                return;
+            };
+            let Some(wait) = wait else { break };
+            if let Err(RecvTimeoutError::Disconnected) = rx.recv_timeout(wait) {
+                return;
+            }
+        }
         let Some(inner) = weak.upgrade() else { break };
         if inner.opts.background_compaction {
             inner.counters.compacting.store(true, Ordering::Release);

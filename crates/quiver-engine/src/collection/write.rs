@@ -92,6 +92,7 @@ impl Inner {
         if docs.is_empty() {
             return Ok(self.wal.last_lsn());
         }
+        self.counters.wrote();
         let payload = record::encode(&docs)?;
         // Shared gate across append + apply: a seal cannot freeze the memtable
         // between the two, so its checkpoint never skips an applied record.
@@ -114,6 +115,7 @@ impl Inner {
         if ids.is_empty() {
             return Ok(self.wal.last_lsn());
         }
+        self.counters.wrote();
         let payload = record::encode(&ids)?;
         let _gate = self.gate.read();
         let lsn = self.wal.append(KIND_DELETE, &payload)?;
