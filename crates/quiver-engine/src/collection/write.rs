@@ -104,6 +104,8 @@ impl Inner {
             (st.active.graph().cloned(), applied)
         };
         self.after_apply(applied.0, applied.1);
+        // Stamped at both ends: a long batch in progress is not a quiet spell.
+        self.counters.wrote();
         Ok(lsn)
     }
 
