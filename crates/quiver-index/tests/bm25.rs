@@ -57,6 +57,19 @@ fn scores_follow_the_bm25_formula() {
     assert!((h2.score - d2).abs() < 1e-5);
     assert_eq!(hits.len(), 4);
 
+    // A repeated query term counts as often as it is repeated.
+    let hits = index.search("cherry apple cherry", 10, None).unwrap();
+    let d1 = bm25(2.0, 3.0, avgdl, 5.0, 3.0) + 2.0 * bm25(1.0, 3.0, avgdl, 5.0, 2.0);
+    let d2 = 2.0 * bm25(1.0, 4.0, avgdl, 5.0, 2.0);
+    assert_eq!(hits[0].key, 1);
+    assert!(
+        (hits[0].score - d1).abs() < 1e-5,
+        "{} vs {d1}",
+        hits[0].score
+    );
+    let h2 = hits.iter().find(|h| h.key == 2).unwrap();
+    assert!((h2.score - d2).abs() < 1e-5, "{} vs {d2}", h2.score);
+
     assert!(index.search("zebra", 10, None).unwrap().is_empty());
     assert!(index.search("", 10, None).unwrap().is_empty());
     assert_eq!(index.search("apple", 1, None).unwrap().len(), 1);

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
-use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, EnableScoring, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
     STRING,
@@ -277,8 +277,10 @@ impl TextIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// The query's distinct terms after analysis.
-    fn query_terms(&self, query: &str) -> Vec<Term> {
+    /// The query's distinct terms after analysis, each with how often the query holds
+    /// it. BM25 sums over the query's terms with repeats (Lucene, Elasticsearch and
+    /// bm25s alike), so a term the user repeats weighs that many times.
+    fn query_terms(&self, query: &str) -> Vec<(Term, usize)> {
         let mut terms: Vec<Term> = self
             .analyzer
             .tokens(query)
@@ -286,8 +288,14 @@ impl TextIndex {
             .map(|t| Term::from_field_text(self.text, t))
             .collect();
         terms.sort();
-        terms.dedup();
-        terms
+        let mut counted: Vec<(Term, usize)> = Vec::with_capacity(terms.len());
+        for t in terms {
+            match counted.last_mut() {
+                Some((last, n)) if *last == t => *n += 1,
+                _ => counted.push((t, 1)),
+            }
+        }
+        counted
     }
 
     /// The `k` best documents for `query` by BM25, best first (ties: lower key first).
@@ -308,8 +316,13 @@ impl TextIndex {
         }
         let clauses: Vec<(Occur, Box<dyn Query>)> = terms
             .into_iter()
-            .map(|t| {
-                let q: Box<dyn Query> = Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs));
+            .map(|(t, count)| {
+                let term = TermQuery::new(t, IndexRecordOption::WithFreqs);
+                let q: Box<dyn Query> = if count == 1 {
+                    Box::new(term)
+                } else {
+                    Box::new(BoostQuery::new(Box::new(term), count as f32))
+                };
                 (Occur::Should, q)
             })
             .collect();
