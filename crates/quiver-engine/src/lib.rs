@@ -17,7 +17,8 @@
 //!   MANIFEST            live segments + checkpoint LSN (quiver_storage::manifest)
 //!   wal/                write-ahead log files
 //!   segments/<id>/      immutable segments + tombstones (quiver_storage::segment)
-//!   segments/<id>/hnsw/ the segment's HNSW graph dump (quiver_index::DenseIndex)
+//!   segments/<id>/graph.qvg  the segment's flat HNSW graph (quiver_index::FlatGraph);
+//!                       earlier releases kept an hnsw_rs dump in hnsw/, converted on open
 //!   text/               BM25 index, commit payload = last applied LSN (quiver_index)
 //! <data>/snapshots/       snapshot archives (see [`snapshot`])
 //! ```

@@ -21,7 +21,7 @@
 //! |-------|-------|
 //! | `collections/<name>/collection.json` | the collection's settings |
 //! | `collections/<name>/MANIFEST` | its segments and checkpoint LSN |
-//! | `collections/<name>/segments/<id>/…` | every live segment, tombstones, HNSW dump |
+//! | `collections/<name>/segments/<id>/…` | every live segment, tombstones, HNSW graph |
 //! | `collections/<name>/text/…` | the committed text index (at or below the LSN) |
 //! | `collections/<name>/wal/<first-lsn>.wal` | the WAL, cut after the snapshot's LSN |
 //! | `quiver-snapshot.json` (last) | [`ArchiveManifest`]: format, every file with size and SHA-256, each collection's config and LSN |

@@ -15,6 +15,7 @@ pub mod flat;
 mod graph;
 pub mod legacy;
 mod near;
+mod visited;
 
 use quiver_core::Distance;
 use rayon::prelude::*;

@@ -3,9 +3,9 @@
 //! A graph under construction lives in growable chunks with a lock per node (`graph`).
 //! A sealed segment never changes, so its graph is exported once ([`FlatGraph::export`])
 //! into one file of fixed-stride `u32` link lists (byte table in `format`) and searched
-//! in place by its own loop
-//! (`search`). Opening maps the file, checks it, and leaves it to the page cache: nothing
-//! is copied into the heap, so a collection's resident memory is what its queries touch.
+//! in place by its own loop (`search`). Opening maps the file, checks it, and leaves it
+//! to the page cache: nothing is copied into the heap, so a collection's resident memory
+//! is what its queries touch.
 //!
 //! The graph stores links and, from 128 dimensions up, one byte per dimension of each
 //! row (`codes`) for the walk to compare. The vectors are read from the segment's own

@@ -1,11 +1,9 @@
 //! The search loop over a [`FlatGraph`]: a greedy descent through the upper levels, then
 //! a best-first walk of level 0 with a bounded result list.
 //!
-//! Nothing is allocated per query. Each thread keeps one [`Scratch`]: the visited set is
-//! an array of `u16` epoch tags, one per node, where "visited" means "tagged with this
-//! query's epoch", so starting a query is one increment and the array is cleared only
-//! when the epoch wraps, every 65,535 queries; the two heaps and the batch buffer keep
-//! their capacity between queries.
+//! Nothing is allocated per query. Each thread keeps one [`Scratch`]: an epoch-tagged
+//! visited set (`Visited`: starting a query is one increment), and two heaps and a batch
+//! buffer that keep their capacity between queries.
 //!
 //! A search waits on memory far more than it computes: every distance reads a row no
 //! cache holds, and every expansion a link record. So each hop first collects the
@@ -30,6 +28,7 @@ use std::collections::BinaryHeap;
 use quiver_core::Distance;
 
 use super::super::near::Near;
+use super::super::visited::Visited;
 use super::codes::{CodeQuery, Codes};
 use super::format::HEADER_WORDS;
 use super::{FlatGraph, VectorRows};
@@ -40,8 +39,7 @@ use crate::{Hit, IndexError, Result, RowFilter};
 /// Per-thread buffers reused by every search on that thread.
 #[derive(Debug, Default)]
 struct Scratch {
-    tags: Vec<u16>,
-    epoch: u16,
+    visited: Visited,
     /// Nodes to expand, closest first.
     candidates: BinaryHeap<Reverse<Near>>,
     /// The best allowed nodes so far, worst on top.
@@ -57,14 +55,7 @@ struct Scratch {
 impl Scratch {
     /// Starts a query over `n` nodes: a new epoch, empty heaps.
     fn begin(&mut self, n: usize) {
-        if self.tags.len() < n {
-            self.tags.resize(n, 0);
-        }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.tags.fill(0);
-            self.epoch = 1;
-        }
+        self.visited.begin(n);
         self.candidates.clear();
         self.results.clear();
         self.evicted.clear();
@@ -319,16 +310,14 @@ impl FlatGraph {
 
         s.begin(self.layout.n);
         let Scratch {
-            tags,
-            epoch,
+            visited,
             candidates,
             results,
             evicted,
             fresh,
             ..
         } = s;
-        let epoch = *epoch;
-        tags[cur as usize] = epoch;
+        visited.insert(cur);
         let start = Near {
             dist: cur_dist,
             node: cur,
@@ -344,9 +333,7 @@ impl FlatGraph {
             }
             fresh.clear();
             for &nb in self.links0(c.node) {
-                let tag = &mut tags[nb as usize];
-                if *tag != epoch {
-                    *tag = epoch;
+                if visited.insert(nb) {
                     fresh.push(nb);
                     warm(nb);
                 }

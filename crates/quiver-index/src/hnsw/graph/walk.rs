@@ -1,10 +1,9 @@
 //! Walking a growing graph: the greedy descent through upper levels and the best-first
 //! search of one level, shared by inserts and queries.
 //!
-//! Nothing is allocated per walk. Each thread keeps one [`Scratch`]: visited nodes are
-//! `u16` epoch tags (a node is visited when tagged with this walk's epoch, so starting a
-//! walk is one increment), and the heaps and link buffers keep their capacity. The
-//! graph may grow during a walk, so a node past the end of the tags grows them.
+//! Nothing is allocated per walk. Each thread keeps one [`Scratch`]: an epoch-tagged
+//! visited set (`Visited`, which grows when the graph grew during a walk), and heaps and
+//! link buffers that keep their capacity.
 //! Each hop collects the unvisited neighbours first and starts loading their vectors,
 //! so the loads overlap instead of queueing behind each distance.
 
@@ -13,13 +12,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::super::near::Near;
+use super::super::visited::Visited;
 use super::Graph;
 use crate::simd::prefetch;
 
 #[derive(Default)]
 pub(super) struct Scratch {
-    tags: Vec<u16>,
-    epoch: u16,
+    visited: Visited,
     /// Nodes to expand, closest first.
     pub(super) candidates: BinaryHeap<Reverse<Near>>,
     /// The best allowed nodes so far, worst on top.
@@ -34,28 +33,9 @@ pub(super) struct Scratch {
 
 impl Scratch {
     fn begin(&mut self, n: usize) {
-        if self.tags.len() < n {
-            self.tags.resize(n, 0);
-        }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.tags.fill(0);
-            self.epoch = 1;
-        }
+        self.visited.begin(n);
         self.candidates.clear();
         self.results.clear();
-    }
-
-    /// Marks `node` visited; false when it already was.
-    #[inline]
-    fn visit(&mut self, node: u32) -> bool {
-        let i = node as usize;
-        if i >= self.tags.len() {
-            self.tags.resize(i + 1 + i / 8, 0);
-        }
-        let fresh = self.tags[i] != self.epoch;
-        self.tags[i] = self.epoch;
-        fresh
     }
 }
 
@@ -130,7 +110,7 @@ impl Graph {
         allows: Option<&dyn Fn(u32) -> bool>,
     ) {
         s.begin(self.len());
-        s.visit(start.node);
+        s.visited.insert(start.node);
         s.candidates.push(Reverse(start));
         if allows.is_none_or(|a| a(start.node)) {
             s.results.push(start);
@@ -145,7 +125,7 @@ impl Graph {
             s.fresh.clear();
             for i in 0..s.links.len() {
                 let nb = s.links[i];
-                if s.visit(nb) {
+                if s.visited.insert(nb) {
                     s.fresh.push(nb);
                     self.warm(nb, 0, HEAD_LINES);
                 }
