@@ -70,10 +70,7 @@ impl Graph {
             }
             let mut chosen = std::mem::take(&mut s.ids);
             self.select(&found, self.m, &mut chosen);
-            {
-                let held = self.store.lock(node);
-                self.store.set_links(&held, node, l, &chosen);
-            }
+            self.set_own_links(node, l, &chosen);
             for &nb in &chosen {
                 self.link_back(nb, node, l);
             }
@@ -98,6 +95,32 @@ impl Graph {
                 out.push(c.node);
             }
         }
+    }
+
+    /// Gives the new `node` its `chosen` links on `level`. Another insert may already
+    /// have linked to it there (it can start a walk from the new node, found through a
+    /// level above, and pick it): those links are kept, not overwritten, or that node
+    /// could be left with no way in. Over the cap, the union is re-chosen.
+    fn set_own_links(&self, node: u32, level: usize, chosen: &[u32]) {
+        let held = self.store.lock(node);
+        let mut links = Vec::new();
+        self.store.links_into(node, level, &mut links);
+        links.retain(|l| !chosen.contains(l));
+        links.splice(0..0, chosen.iter().copied());
+        let cap = if level == 0 { self.cap0 } else { self.m };
+        if links.len() > cap {
+            let base = self.store.vector(node);
+            let mut near: Vec<Near> = links
+                .iter()
+                .map(|&l| Near {
+                    dist: self.dist(base, self.store.vector(l)),
+                    node: l,
+                })
+                .collect();
+            near.sort_unstable();
+            self.select(&near, cap, &mut links);
+        }
+        self.store.set_links(&held, node, level, &links);
     }
 
     /// Adds `new` to the links of `nb` on `level`, re-choosing them when full.
