@@ -59,8 +59,20 @@ pub(super) struct Counters {
     last_compaction_nanos: AtomicU64,
     stalls: AtomicU64,
     stall_nanos: AtomicU64,
-    /// When the last write came, in nanoseconds of [`clock`].
+    /// When the last write ended, in nanoseconds of [`clock`].
     last_write: AtomicU64,
+    /// Writes under way: a long batch in progress is not a quiet spell.
+    writes_in_flight: AtomicU64,
+}
+
+/// Marks a write under way until dropped.
+pub(super) struct Writing<'a>(&'a Counters);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.last_write.store(clock(), Ordering::Relaxed);
+        self.0.writes_in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Nanoseconds since the first call in this process: a monotonic clock that fits an
@@ -102,13 +114,17 @@ impl Counters {
             .store(nanos(took), Ordering::Release);
     }
 
-    /// Notes that a write came now.
-    pub(super) fn wrote(&self) {
-        self.last_write.store(clock(), Ordering::Relaxed);
+    /// Notes a write under way until the returned guard drops.
+    pub(super) fn writing(&self) -> Writing<'_> {
+        self.writes_in_flight.fetch_add(1, Ordering::AcqRel);
+        Writing(self)
     }
 
-    /// Time since the last write.
+    /// Time since the last write ended; zero while one is under way.
     pub(super) fn since_last_write(&self) -> Duration {
+        if self.writes_in_flight.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
         Duration::from_nanos(clock().saturating_sub(self.last_write.load(Ordering::Relaxed)))
     }
 

@@ -92,7 +92,7 @@ impl Inner {
         if docs.is_empty() {
             return Ok(self.wal.last_lsn());
         }
-        self.counters.wrote();
+        let _writing = self.counters.writing();
         let payload = record::encode(&docs)?;
         // Shared gate across append + apply: a seal cannot freeze the memtable
         // between the two, so its checkpoint never skips an applied record.
@@ -104,8 +104,6 @@ impl Inner {
             (st.active.graph().cloned(), applied)
         };
         self.after_apply(applied.0, applied.1);
-        // Stamped at both ends: a long batch in progress is not a quiet spell.
-        self.counters.wrote();
         Ok(lsn)
     }
 
@@ -117,7 +115,7 @@ impl Inner {
         if ids.is_empty() {
             return Ok(self.wal.last_lsn());
         }
-        self.counters.wrote();
+        let _writing = self.counters.writing();
         let payload = record::encode(&ids)?;
         let _gate = self.gate.read();
         let lsn = self.wal.append(KIND_DELETE, &payload)?;
