@@ -103,23 +103,11 @@ impl Graph {
     /// could be left with no way in. Over the cap, the union is re-chosen.
     fn set_own_links(&self, node: u32, level: usize, chosen: &[u32]) {
         let held = self.store.lock(node);
-        let mut links = Vec::new();
+        let mut links = Vec::with_capacity(self.cap0 + chosen.len());
         self.store.links_into(node, level, &mut links);
         links.retain(|l| !chosen.contains(l));
         links.splice(0..0, chosen.iter().copied());
-        let cap = if level == 0 { self.cap0 } else { self.m };
-        if links.len() > cap {
-            let base = self.store.vector(node);
-            let mut near: Vec<Near> = links
-                .iter()
-                .map(|&l| Near {
-                    dist: self.dist(base, self.store.vector(l)),
-                    node: l,
-                })
-                .collect();
-            near.sort_unstable();
-            self.select(&near, cap, &mut links);
-        }
+        self.cap_links(node, level, &mut links);
         self.store.set_links(&held, node, level, &links);
     }
 
@@ -129,10 +117,21 @@ impl Graph {
         if self.store.push_link(&held, nb, level, new) {
             return;
         }
-        let base = self.store.vector(nb);
         let mut links = Vec::with_capacity(self.cap0 + 1);
         self.store.links_into(nb, level, &mut links);
         links.push(new);
+        self.cap_links(nb, level, &mut links);
+        self.store.set_links(&held, nb, level, &links);
+    }
+
+    /// Re-chooses `links` of `node` on `level` by the heuristic when they exceed the
+    /// level's cap (`2M` on level 0, `M` above).
+    fn cap_links(&self, node: u32, level: usize, links: &mut Vec<u32>) {
+        let cap = if level == 0 { self.cap0 } else { self.m };
+        if links.len() <= cap {
+            return;
+        }
+        let base = self.store.vector(node);
         let mut near: Vec<Near> = links
             .iter()
             .map(|&l| Near {
@@ -141,8 +140,6 @@ impl Graph {
             })
             .collect();
         near.sort_unstable();
-        let cap = if level == 0 { self.cap0 } else { self.m };
-        self.select(&near, cap, &mut links);
-        self.store.set_links(&held, nb, level, &links);
+        self.select(&near, cap, links);
     }
 }
