@@ -139,11 +139,6 @@ impl DenseIndex {
         self.len() == 0
     }
 
-    /// Bytes of memory the graph has reserved for its nodes (vectors and links).
-    pub fn allocated_bytes(&self) -> usize {
-        self.graph.allocated_bytes()
-    }
-
     fn check(&self, vector: &[f32]) -> Result<()> {
         quiver_core::validate_vector(vector, self.dim)?;
         Ok(())

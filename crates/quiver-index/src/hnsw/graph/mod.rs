@@ -195,9 +195,4 @@ impl Graph {
             *self.entry.write() = Some(Entry { node: entry, level });
         }
     }
-
-    /// Bytes of memory the graph has reserved.
-    pub(crate) fn allocated_bytes(&self) -> usize {
-        self.store.allocated_bytes()
-    }
 }

@@ -240,17 +240,6 @@ impl Store {
         let (chunk, slot) = self.chunk(node);
         chunk.locks[slot].lock()
     }
-
-    /// Bytes the chunks allocated so far take.
-    pub(super) fn allocated_bytes(&self) -> usize {
-        let per_node = self.dim * 4 + 8 + (1 + self.cap0) * 4 + 24 + 1;
-        self.chunks
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.get().is_some())
-            .map(|(i, _)| ((1usize << FIRST_SHIFT) << i) * per_node)
-            .sum()
-    }
 }
 
 #[cfg(test)]
