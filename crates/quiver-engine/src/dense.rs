@@ -9,16 +9,12 @@
 
 use quiver_core::CollectionConfig;
 use quiver_index::{
-    exact_search, DenseIndex, Hit, HnswParams, MatryoshkaIndex, RowFilter, VectorSource,
+    exact_search, DenseIndex, Hit, HnswParams, MatryoshkaIndex, RowFilter, RowSet, VectorSource,
 };
 use quiver_storage::segment::Segment;
 
+use crate::plan::{plan, Plan};
 use crate::{EngineError, Result};
-
-/// Allowed-row counts at or below this many times the candidate list are scanned
-/// exactly instead of walking the graph: a very selective filter leaves the graph
-/// walk few reachable nodes, and a scan over so few rows is cheaper anyway.
-pub(crate) const EXACT_SCAN_FACTOR: usize = 4;
 
 pub(crate) fn index_err(e: quiver_index::IndexError) -> EngineError {
     match e {
@@ -60,8 +56,44 @@ pub(crate) struct SearchArgs<'a> {
     pub(crate) k: usize,
     pub(crate) ef: Option<usize>,
     pub(crate) rescore: usize,
-    /// Number of rows the filter allows, when known (enables the exact-scan plan).
-    pub(crate) allowed: Option<usize>,
+    /// Rows the filter allows (an estimate where it counts overwritten versions).
+    pub(crate) allowed: usize,
+    /// Rows of the graph that are live (not deleted or overwritten).
+    pub(crate) live: usize,
+    /// The allowed rows, when a filter compiled them (exact scans iterate them).
+    pub(crate) rows: Option<&'a RowSet>,
+}
+
+impl SearchArgs<'_> {
+    /// The plan for a graph whose list is `ef` unless the query sets it.
+    pub(crate) fn plan(&self, ef_search: usize) -> Plan {
+        let width = self.ef.unwrap_or(ef_search).max(self.k);
+        plan(self.allowed, self.live, self.k, width)
+    }
+
+    /// The allowed rows below `all_rows`, in order: the filter's set or every row,
+    /// each checked by `filter`.
+    pub(crate) fn candidates<'f>(
+        &'f self,
+        filter: &'f dyn RowFilter,
+        all_rows: u64,
+    ) -> Box<dyn Iterator<Item = u64> + 'f> {
+        match self.rows {
+            Some(set) => Box::new(set.iter().filter(move |&r| filter.allows(r))),
+            None => Box::new((0..all_rows).filter(move |&r| filter.allows(r))),
+        }
+    }
+}
+
+/// Keeps the allowed hits of an overfetching walk, the best `k`; `None` when fewer
+/// than `k` were allowed (the caller walks again with the filter).
+pub(crate) fn keep_allowed(hits: Vec<Hit>, filter: &dyn RowFilter, k: usize) -> Option<Vec<Hit>> {
+    let mut kept: Vec<Hit> = hits.into_iter().filter(|h| filter.allows(h.row)).collect();
+    if kept.len() < k {
+        return None;
+    }
+    kept.truncate(k);
+    Some(kept)
 }
 
 impl VecIndex {
@@ -116,33 +148,35 @@ impl VecIndex {
         all_rows: u64,
     ) -> Result<Vec<Hit>> {
         let graph = self.graph();
-        let width = args.ef.unwrap_or(graph.params().ef_search).max(args.k);
-        if args
-            .allowed
-            .is_some_and(|n| n <= width.saturating_mul(EXACT_SCAN_FACTOR))
-        {
-            let rows = (0..all_rows)
-                .filter(|&r| filter.allows(r))
-                .filter_map(|r| source.vector(r).map(|v| (r, v)));
-            return Ok(exact_search(
-                graph.distance(),
-                args.query,
-                args.k,
-                rows,
-                None,
-            ));
+        let walk = |width: usize, k: usize, filter: Option<&dyn RowFilter>| {
+            match self {
+                VecIndex::Full(g) => g.search(args.query, k, Some(width), filter),
+                VecIndex::Prefix(m) => {
+                    m.search(args.query, k, args.rescore, Some(width), filter, source)
+                }
+            }
+            .map_err(index_err)
+        };
+        match args.plan(graph.params().ef_search) {
+            Plan::Exact => {
+                let rows = args
+                    .candidates(filter, all_rows)
+                    .filter_map(|r| source.vector(r).map(|v| (r, v)));
+                Ok(exact_search(
+                    graph.distance(),
+                    args.query,
+                    args.k,
+                    rows,
+                    None,
+                ))
+            }
+            Plan::Overfetch { width } => {
+                match keep_allowed(walk(width, width, None)?, filter, args.k) {
+                    Some(hits) => Ok(hits),
+                    None => walk(width, args.k, Some(filter)),
+                }
+            }
+            Plan::Filtered { width } => walk(width, args.k, Some(filter)),
         }
-        match self {
-            VecIndex::Full(g) => g.search(args.query, args.k, args.ef, Some(filter)),
-            VecIndex::Prefix(m) => m.search(
-                args.query,
-                args.k,
-                args.rescore,
-                args.ef,
-                Some(filter),
-                source,
-            ),
-        }
-        .map_err(index_err)
     }
 }

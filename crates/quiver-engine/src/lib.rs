@@ -19,6 +19,8 @@
 //!   segments/<id>/      immutable segments + tombstones (quiver_storage::segment)
 //!   segments/<id>/graph.qvg  the segment's flat HNSW graph (quiver_index::FlatGraph);
 //!                       earlier releases kept an hnsw_rs dump in hnsw/, converted on open
+//!   segments/<id>/fields.qvf  the segment's metadata index (quiver_index::SealedFields),
+//!                       rebuilt from the documents when missing or damaged
 //!   text/               BM25 index, commit payload = last applied LSN (quiver_index)
 //! <data>/snapshots/       snapshot archives (see [`snapshot`])
 //! ```
@@ -33,9 +35,11 @@ mod memtable;
 pub mod models;
 mod options;
 mod pipeline;
+mod plan;
 mod query;
 mod record;
 mod search;
+mod segment_fields;
 mod segment_graph;
 pub mod snapshot;
 
@@ -57,4 +61,5 @@ pub use query::{
     DEFAULT_RRF_K, HYBRID_CANDIDATES, MAX_TOP_K,
 };
 pub use search::Hit;
+pub use segment_fields::{fields_path, FIELDS_FILE};
 pub use segment_graph::{graph_path, GRAPH_FILE, LEGACY_GRAPH_DIR};

@@ -1,5 +1,6 @@
 //! A sealed segment as the engine holds it: the immutable mapped [`Segment`] plus its
-//! in-memory tombstone bitmap and its flat HNSW graph (see `segment_graph`). Bits are atomics so
+//! in-memory tombstone bitmap, its flat HNSW graph (see `segment_graph`) and its
+//! metadata index (see `segment_fields`). Bits are atomics so
 //! readers may test them while a writer marks rows; a dirty flag says the bitmap differs
 //! from its file.
 
@@ -10,9 +11,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use quiver_core::CollectionConfig;
+use quiver_index::{RowSet, SealedFields};
 use quiver_storage::segment::{Segment, Tombstones};
 
 use crate::dense::VecIndex;
+use crate::segment_fields;
 use crate::segment_graph::SegmentGraph;
 use crate::Result;
 
@@ -33,6 +36,7 @@ pub(crate) struct BuildGraph {
 pub struct LiveSegment {
     segment: Segment,
     graph: SegmentGraph,
+    fields: SealedFields,
     build_graph: Mutex<Option<BuildGraph>>,
     bits: Vec<AtomicU64>,
     deleted: AtomicU64,
@@ -48,13 +52,16 @@ impl LiveSegment {
         Self::new(segment, graph)
     }
 
-    /// A segment with the graph its writer just made, and its persisted tombstones.
+    /// A segment with the graph its writer just made, its persisted tombstones and its
+    /// metadata index (built and saved now if the segment has none yet).
     pub(crate) fn new(segment: Segment, graph: SegmentGraph) -> Result<LiveSegment> {
         let tombstones = Tombstones::load(segment.dir(), segment.len() as u64)?;
         let deleted = tombstones.deleted();
+        let fields = segment_fields::open_or_build(&segment)?;
         Ok(LiveSegment {
             segment,
             graph,
+            fields,
             build_graph: Mutex::new(None),
             bits: tombstones
                 .words()
@@ -74,6 +81,21 @@ impl LiveSegment {
     /// The segment's HNSW graph, mapped from its file.
     pub(crate) fn graph(&self) -> &SegmentGraph {
         &self.graph
+    }
+
+    /// The segment's metadata index.
+    pub(crate) fn fields(&self) -> &SealedFields {
+        &self.fields
+    }
+
+    /// The rows deleted or superseded, as of now.
+    pub(crate) fn deleted_rows(&self) -> RowSet {
+        RowSet::from_words(
+            self.bits
+                .iter()
+                .map(|w| w.load(Ordering::Acquire))
+                .collect(),
+        )
     }
 
     /// Keeps the graph this segment's flat graph came from, for a later merge.

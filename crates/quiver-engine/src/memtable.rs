@@ -4,12 +4,15 @@
 //!
 //! Every applied write gets a sequence number, the row key of the memtable's HNSW
 //! graph: the graph only grows, so an overwritten version keeps its node and searches
-//! skip it because its id's entry now carries a newer sequence number.
+//! skip it because its id's entry now carries a newer sequence number. The metadata
+//! index works the same way: it indexes every applied version, and a filter's rows are
+//! checked against the newest write of their id.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use quiver_index::VectorSource;
+use quiver_core::Metadata;
+use quiver_index::{MemFields, VectorSource};
 
 use crate::dense::VecIndex;
 
@@ -40,6 +43,8 @@ pub(crate) struct Memtable {
     bytes: usize,
     /// HNSW graph over the documents, keyed by sequence number.
     graph: Option<Arc<VecIndex>>,
+    /// Metadata index over the documents, keyed by sequence number.
+    fields: MemFields,
 }
 
 fn doc_bytes(id: &str, doc: &Option<MemDoc>) -> usize {
@@ -75,6 +80,12 @@ impl Memtable {
         }
         let seq = self.by_seq.len() as u64;
         self.by_seq.push(Arc::from(id));
+        if let Some(d) = &doc {
+            // Unreadable metadata matches no condition, so it is left out.
+            if let Ok(m) = serde_json::from_str::<Metadata>(&d.metadata_json) {
+                self.fields.add(seq, &m);
+            }
+        }
         self.bytes += doc_bytes(id, &doc);
         self.live += usize::from(doc.is_some());
         if let Some(old) = self
@@ -85,6 +96,11 @@ impl Memtable {
             self.live -= usize::from(old.doc.is_some());
         }
         Some(seq)
+    }
+
+    /// The metadata index (rows are sequence numbers, stale versions included).
+    pub(crate) fn fields(&self) -> &MemFields {
+        &self.fields
     }
 
     /// The id and current document of write `seq`, if that write is still the newest

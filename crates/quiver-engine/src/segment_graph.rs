@@ -15,7 +15,8 @@ use quiver_core::CollectionConfig;
 use quiver_index::{rescore, DenseIndex, FlatGraph, Hit, LoadOptions, RowFilter, VectorRows};
 use quiver_storage::segment::Segment;
 
-use crate::dense::{index_err, params, SearchArgs, SegmentVectors, VecIndex, EXACT_SCAN_FACTOR};
+use crate::dense::{index_err, keep_allowed, params, SearchArgs, SegmentVectors, VecIndex};
+use crate::plan::Plan;
 use crate::Result;
 
 /// File name of a sealed segment's graph inside its directory.
@@ -119,11 +120,11 @@ impl SegmentGraph {
         Ok(graph)
     }
 
-    /// The best `k` rows the filter allows, best first, scored at full length.
+    /// The best `k` rows the filter allows, best first, scored at full length, by the
+    /// plan `args` calls for (see `plan`).
     ///
     /// `all_rows` is the segment's row count: when `args.allowed` says every row is
-    /// allowed the filter is skipped. A filter that allows only a few rows is answered
-    /// by scoring those rows exactly instead of walking the graph.
+    /// allowed the filter is skipped.
     pub(crate) fn search(
         &self,
         args: &SearchArgs<'_>,
@@ -131,43 +132,44 @@ impl SegmentGraph {
         source: &SegmentVectors<'_>,
         all_rows: u64,
     ) -> Result<Vec<Hit>> {
-        let width = args.ef.unwrap_or(self.ef_search).max(args.k);
         let segment = source.0;
-        if args
-            .allowed
-            .is_some_and(|n| n <= width.saturating_mul(EXACT_SCAN_FACTOR))
-        {
-            let rows = (0..all_rows)
-                .filter(|&r| filter.allows(r))
-                .map(|r| Hit { row: r, score: 0.0 })
-                .collect::<Vec<_>>();
-            return Ok(rescore(
-                self.flat.distance(),
-                args.query,
-                &rows,
-                args.k,
-                source,
-            ));
-        }
-        let filter = (args.allowed != usize::try_from(all_rows).ok()).then_some(filter);
+        let distance = self.flat.distance();
         let rows = VectorRows::new(segment.vectors(), segment.dim());
-        if self.flat.dim() < self.dim {
-            let wanted = args.rescore.max(args.k);
+        let prefix = self.flat.dim() < self.dim;
+        // A walk `width` wide for `k` rows, rescored at full length when the graph
+        // holds prefixes.
+        let walk = |width: usize, k: usize, filter: Option<&dyn RowFilter>| {
+            let wanted = if prefix { args.rescore.max(k) } else { k };
             let found = self
                 .flat
                 .search(rows, args.query, wanted, width.max(wanted), filter)
                 .map_err(index_err)?;
-            return Ok(rescore(
-                self.flat.distance(),
-                args.query,
-                &found,
-                args.k,
-                source,
-            ));
+            Ok::<_, crate::EngineError>(if prefix {
+                rescore(distance, args.query, &found, k, source)
+            } else {
+                found
+            })
+        };
+        match args.plan(self.ef_search) {
+            Plan::Exact => {
+                let rows: Vec<Hit> = args
+                    .candidates(filter, all_rows)
+                    .map(|row| Hit { row, score: 0.0 })
+                    .collect();
+                Ok(rescore(distance, args.query, &rows, args.k, source))
+            }
+            Plan::Overfetch { width } => {
+                match keep_allowed(walk(width, width, None)?, filter, args.k) {
+                    Some(hits) => Ok(hits),
+                    None => walk(width, args.k, Some(filter)),
+                }
+            }
+            Plan::Filtered { width } => {
+                let filter = (args.allowed != usize::try_from(all_rows).unwrap_or(usize::MAX))
+                    .then_some(filter);
+                walk(width, args.k, filter)
+            }
         }
-        self.flat
-            .search(rows, args.query, args.k, width, filter)
-            .map_err(index_err)
     }
 }
 

@@ -19,6 +19,7 @@
 mod bm25;
 mod error;
 mod exact;
+mod fields;
 mod fusion;
 mod hnsw;
 mod matryoshka;
@@ -28,6 +29,9 @@ pub mod simd;
 pub use bm25::{Analyzer, CjkTokenizer, TextHit, TextIndex};
 pub use error::{IndexError, Result};
 pub use exact::{exact_search, Hit};
+pub use fields::{
+    compile as compile_filter, flatten, MemFields, NumRange, Postings, Scalar, SealedFields,
+};
 pub use fusion::{Fused, Fusion, StageHit, DEFAULT_RRF_K};
 pub use hnsw::flat::{FlatGraph, VectorRows};
 #[cfg(feature = "legacy-dump")]

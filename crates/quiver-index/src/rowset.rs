@@ -37,6 +37,13 @@ impl RowSet {
         (0..n).collect()
     }
 
+    /// The set whose bit `r % 64` of word `r / 64` says whether row `r` is in it.
+    pub fn from_words(words: Vec<u64>) -> Self {
+        let mut set = RowSet { words, len: 0 };
+        set.recount();
+        set
+    }
+
     /// Evaluates `filter` once per row and keeps the rows it matches.
     pub fn compile<'a, I>(filter: &Filter, rows: I) -> Self
     where
@@ -90,6 +97,46 @@ impl RowSet {
         for (w, o) in self.words.iter_mut().zip(&other.words) {
             *w &= !o;
         }
+        self.recount();
+    }
+
+    /// Keeps only the rows `other` holds too.
+    pub fn intersect(&mut self, other: &RowSet) {
+        self.words.truncate(other.words.len());
+        for (w, o) in self.words.iter_mut().zip(&other.words) {
+            *w &= o;
+        }
+        self.recount();
+    }
+
+    /// Adds every row of `other`.
+    pub fn union(&mut self, other: &RowSet) {
+        if self.words.len() < other.words.len() {
+            self.words.resize(other.words.len(), 0);
+        }
+        for (w, o) in self.words.iter_mut().zip(&other.words) {
+            *w |= o;
+        }
+        self.recount();
+    }
+
+    /// The rows of `0..n` this set does not hold.
+    pub fn complement(&self, n: u64) -> RowSet {
+        let words = usize::try_from(n.div_ceil(64)).unwrap_or(usize::MAX);
+        let mut out: Vec<u64> = (0..words)
+            .map(|i| !self.words.get(i).copied().unwrap_or(0))
+            .collect();
+        if !n.is_multiple_of(64) {
+            if let Some(last) = out.last_mut() {
+                *last &= (1u64 << (n % 64)) - 1;
+            }
+        }
+        let mut set = RowSet { words: out, len: 0 };
+        set.recount();
+        set
+    }
+
+    fn recount(&mut self) {
         self.len = self.words.iter().map(|w| w.count_ones() as usize).sum();
     }
 
@@ -107,9 +154,14 @@ impl RowSet {
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
         self.words.iter().enumerate().flat_map(|(i, &w)| {
             let base = i as u64 * 64;
-            (0..64u64)
-                .filter(move |b| w & (1 << b) != 0)
-                .map(move |b| base + b)
+            let mut rest = w;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = u64::from(rest.trailing_zeros());
+                    rest &= rest - 1;
+                    base + bit
+                })
+            })
         })
     }
 }
@@ -148,6 +200,23 @@ mod tests {
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![64]);
         assert_eq!(s.len(), 1);
         assert_eq!(RowSet::full(3).iter().collect::<Vec<_>>(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn intersect_union_and_complement() {
+        let rows = |s: &RowSet| s.iter().collect::<Vec<_>>();
+        let mut a: RowSet = [1, 63, 64, 130].into_iter().collect();
+        let b: RowSet = [63, 130, 500].into_iter().collect();
+        let mut u = a.clone();
+        u.union(&b);
+        assert_eq!((rows(&u), u.len()), (vec![1, 63, 64, 130, 500], 5));
+        a.intersect(&b);
+        assert_eq!((rows(&a), a.len()), (vec![63, 130], 2));
+        let c = a.complement(131);
+        assert_eq!(c.len(), 129);
+        assert!(!c.contains(63) && !c.contains(130) && c.contains(0) && !c.contains(131));
+        assert_eq!(RowSet::new().complement(64).len(), 64);
+        assert!(RowSet::full(10).complement(10).is_empty());
     }
 
     #[test]

@@ -20,8 +20,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quiver_core::{Distance, Filter};
-use quiver_index::RowSet;
+use quiver_core::{Condition, Distance, Filter};
+use quiver_index::{compile_filter, RowSet};
 
 use super::{parse_metadata, text_key, State};
 use crate::dense::{SearchArgs, SegmentVectors, VecIndex};
@@ -29,69 +29,94 @@ use crate::live_segment::LiveSegment;
 use crate::memtable::Memtable;
 use crate::Result;
 
-fn matches(filter: &Filter, metadata_json: &str) -> bool {
-    parse_metadata(metadata_json).is_some_and(|m| filter.matches(&m))
+/// Evaluates one condition on stored metadata: the metadata index's slow path.
+fn verify(metadata_json: Option<&str>, c: &Condition) -> bool {
+    metadata_json
+        .and_then(parse_metadata)
+        .is_some_and(|m| c.matches(&m))
 }
 
-/// A filter compiled against the memtables (built under the state lock).
+/// A filter compiled against the memtables (built under the state lock). The sets may
+/// hold overwritten versions; searches check each row is the newest of its id.
 pub(super) struct MemAllowed {
     active: RowSet,
     frozen: RowSet,
 }
 
 /// A filter compiled against a segment snapshot: one row set per segment, parallel to
-/// the snapshot's list.
+/// the snapshot's list, deleted rows left out.
 pub(super) struct SegAllowed {
     sets: Vec<RowSet>,
 }
 
-/// Compiles `filter` over the memtables' visible documents (memtable sequence numbers)
-/// and adds their text keys to `text_keys`.
-pub(super) fn compile_memtables(
-    st: &State,
-    filter: &Filter,
-    text_keys: &mut HashSet<u64>,
-) -> MemAllowed {
-    let mut mem = |m: &Memtable, shadowed: &dyn Fn(&str) -> bool| {
-        let mut set = RowSet::new();
-        for (id, e) in m.iter() {
-            if let Some(d) = &e.doc {
-                if !shadowed(id) && matches(filter, &d.metadata_json) {
-                    set.insert(e.seq);
-                    text_keys.insert(text_key(id));
+fn compile_memtable(m: &Memtable, filter: &Filter) -> RowSet {
+    let check =
+        |seq: u64, c: &Condition| verify(m.current(seq).map(|(_, d)| d.metadata_json.as_str()), c);
+    compile_filter(filter, m.fields(), m.writes() as u64, &check)
+}
+
+/// Compiles `filter` over the memtables' metadata indexes (memtable sequence numbers).
+pub(super) fn compile_memtables(st: &State, filter: &Filter) -> MemAllowed {
+    MemAllowed {
+        active: compile_memtable(&st.active, filter),
+        frozen: st
+            .frozen
+            .as_ref()
+            .map_or_else(RowSet::new, |f| compile_memtable(f, filter)),
+    }
+}
+
+/// Adds the text keys of the memtable documents `allowed` holds.
+pub(super) fn memtable_text_keys(st: &State, allowed: &MemAllowed, keys: &mut HashSet<u64>) {
+    let mut add = |m: &Memtable, set: &RowSet, shadowed: &dyn Fn(&str) -> bool| {
+        for seq in set.iter() {
+            if let Some((id, _)) = m.current(seq) {
+                if !shadowed(id) {
+                    keys.insert(text_key(id));
                 }
             }
         }
-        set
     };
-    let active = mem(&st.active, &|_| false);
-    let frozen = match &st.frozen {
-        Some(f) => mem(f, &|id| st.active.contains(id)),
-        None => RowSet::new(),
-    };
-    MemAllowed { active, frozen }
+    add(&st.active, &allowed.active, &|_| false);
+    if let Some(f) = &st.frozen {
+        add(f, &allowed.frozen, &|id| st.active.contains(id));
+    }
 }
 
-/// Compiles `filter` over the live rows of `segments` (no lock needed: segments are
-/// immutable, tombstones are atomics) and adds their text keys to `text_keys`.
-pub(super) fn compile_segments(
+/// Compiles `filter` over the segments' metadata indexes (no lock needed: segments are
+/// immutable, tombstones are atomics).
+pub(super) fn compile_segments(segments: &[Arc<LiveSegment>], filter: &Filter) -> SegAllowed {
+    let sets = segments
+        .iter()
+        .map(|seg| {
+            let s = seg.segment();
+            let check = |row: u64, c: &Condition| {
+                let doc = usize::try_from(row).ok().and_then(|r| s.doc(r).ok());
+                verify(doc.map(|d| d.metadata_json), c)
+            };
+            let mut set = compile_filter(filter, seg.fields(), s.len() as u64, &check);
+            if seg.deleted_count() > 0 {
+                set.subtract(&seg.deleted_rows());
+            }
+            set
+        })
+        .collect();
+    SegAllowed { sets }
+}
+
+/// Adds the text keys of the segment rows `allowed` holds.
+pub(super) fn segment_text_keys(
     segments: &[Arc<LiveSegment>],
-    filter: &Filter,
-    text_keys: &mut HashSet<u64>,
-) -> Result<SegAllowed> {
-    let mut sets = Vec::with_capacity(segments.len());
-    for seg in segments {
-        let mut set = RowSet::new();
-        for row in seg.live_rows() {
-            let d = seg.segment().doc(row)?;
-            if matches(filter, d.metadata_json) {
-                set.insert(row as u64);
-                text_keys.insert(text_key(d.id));
+    allowed: &SegAllowed,
+    keys: &mut HashSet<u64>,
+) {
+    for (seg, set) in segments.iter().zip(&allowed.sets) {
+        for row in set.iter() {
+            if let Ok(r) = usize::try_from(row) {
+                keys.insert(text_key(seg.segment().id_of(r)));
             }
         }
-        sets.push(set);
     }
-    Ok(SegAllowed { sets })
 }
 
 /// What one dense search asks for.
@@ -107,13 +132,16 @@ pub(super) struct DenseArgs<'a> {
 }
 
 impl DenseArgs<'_> {
-    fn search_args(&self, allowed: usize) -> SearchArgs<'_> {
+    /// Arguments for one graph with `live` rows, `set` being the filter's rows there.
+    fn search_args<'s>(&'s self, set: Option<&'s RowSet>, live: usize) -> SearchArgs<'s> {
         SearchArgs {
             query: self.query,
             k: self.depth,
             ef: self.ef,
             rescore: self.rescore,
-            allowed: Some(allowed),
+            allowed: set.map_or(live, RowSet::len),
+            live,
+            rows: set,
         }
     }
 }
@@ -163,7 +191,7 @@ fn search_memtable(
         let Some(graph) = m.graph() else {
             return Ok(Vec::new());
         };
-        let args = a.search_args(set.map_or(m.live(), RowSet::len));
+        let args = a.search_args(set, m.live());
         let t = Instant::now();
         let hits = VecIndex::search(graph, &args, &filter, m, m.writes() as u64)?;
         *index_time += t.elapsed();
@@ -250,7 +278,7 @@ pub(super) fn search_segments(
             }));
             continue;
         }
-        let args = a.search_args(set.map_or(seg.live_count(), RowSet::len));
+        let args = a.search_args(set, seg.live_count());
         let t = Instant::now();
         let hits = seg
             .graph()

@@ -9,9 +9,11 @@
 //! query started is in the memtable (and its graph) when the first lock is taken, and
 //! every older version of its id is already marked deleted in the segments.
 //!
-//! The filter is compiled once: a row set per segment (segment rows), one per memtable
-//! (sequence numbers) and the text keys of the same documents. The graph searches
-//! consult the row sets while they walk; BM25 consults the key set while it scores.
+//! The filter is compiled once, from the metadata indexes: a row set per segment
+//! (segment rows), one per memtable (sequence numbers) and, when the query has a text
+//! half, the text keys of the same documents. The graph searches plan by the sets'
+//! sizes (see `plan`) and consult them while they walk; BM25 consults the key set while
+//! it scores.
 //! Text hits are then resolved to the visible document of their id, which drops
 //! documents deleted since the last text commit and re-checks the filter (text keys
 //! are hashes).
@@ -119,7 +121,10 @@ impl Collection {
             let mem_allowed = q
                 .filter
                 .as_ref()
-                .map(|f| dense_query::compile_memtables(&st, f, &mut text_keys));
+                .map(|f| dense_query::compile_memtables(&st, f));
+            if let (Some(allowed), Some(_)) = (&mem_allowed, text) {
+                dense_query::memtable_text_keys(&st, allowed, &mut text_keys);
+            }
             timings.filter += t.elapsed();
             let hits = match &args {
                 Some(a) => {
@@ -143,8 +148,10 @@ impl Collection {
         let seg_allowed = q
             .filter
             .as_ref()
-            .map(|f| dense_query::compile_segments(&segments, f, &mut text_keys))
-            .transpose()?;
+            .map(|f| dense_query::compile_segments(&segments, f));
+        if let (Some(allowed), Some(_)) = (&seg_allowed, text) {
+            dense_query::segment_text_keys(&segments, allowed, &mut text_keys);
+        }
         timings.filter += t.elapsed();
         let dense = match &args {
             Some(a) => {
