@@ -16,6 +16,12 @@
 //! On open, the WAL records past the commit's LSN are replayed into the index. An index
 //! that is missing, unreadable, behind the checkpoint or ahead of the WAL is rebuilt
 //! from the live documents, with a warning.
+//!
+//! An index keeps the analyzer pipeline version it was created with (its schema names it,
+//! see `quiver_index::Analyzer`), so an `en` index from before `en` followed Lucene's word
+//! rules still splits `John's` into `john` and `s`, for documents and queries alike. A
+//! rebuilt index gets the current pipeline: removing `text/` while the collection is
+//! closed re-tokenizes its documents at the next open.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;

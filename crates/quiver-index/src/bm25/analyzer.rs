@@ -2,19 +2,46 @@
 //!
 //! | analyzer | pipeline |
 //! |----------|----------|
-//! | `en` | words -> lowercase -> drop English stop words -> English stemmer |
+//! | `en` | Unicode words ([`WordTokenizer`]: UAX #29, possessive `'s` dropped) -> lowercase -> drop English stop words -> English stemmer |
 //! | `simple` | words -> lowercase |
 //! | `cjk` | words for non-CJK text; for runs of Chinese, Japanese or Korean characters every single character and every pair of neighbours -> lowercase |
 //!
 //! CJK scripts do not separate words with spaces, so a word tokenizer would turn a whole
 //! sentence into one token and a query word would never match it. Character unigrams and
 //! bigrams need no dictionary and let any query word find the documents that contain it.
+//!
+//! ## `en` and Lucene's `EnglishAnalyzer`
+//!
+//! `en` follows Lucene's chain (StandardTokenizer -> EnglishPossessiveFilter -> LowerCase
+//! -> StopFilter -> PorterStemFilter), so `John's` is `john`, `dogs'` is `dog`,
+//! `state-of-the-art` is `state` + `art`, and `3.14`, `1,000`, `2024` and `v2` stay whole.
+//! The differences kept:
+//!
+//! - The stemmer is Snowball English (Porter2), not Lucene's original Porter: `generous` and
+//!   `generate` stay apart (`generous`, `generat`) where Porter merges them (`gener`). It is
+//!   also the stemmer bm25s and most Python stacks use.
+//! - The stop words are Lucene's 33 (`a`, `an`, `and`, ... `with`), the same list; Lucene's
+//!   keyword-marker (stem exclusion) set is not offered.
+//! - Tokens over 64 bytes are dropped; Lucene splits them at 255 characters.
+//! - The typographic apostrophes U+2019 and U+FF07 become `'`, so `don’t` matches `don't`;
+//!   Lucene keeps them as written.
+//! - Emoji are not tokens (Lucene's StandardTokenizer emits them).
+//!
+//! ## Pipeline versions
+//!
+//! Each analyzer's pipeline is registered in tantivy under a versioned name, which the
+//! index's schema records, so an index always analyzes queries as it analyzed its
+//! documents. Indexes created before `en` followed word boundaries (`quiver_en`: split at
+//! every character that is not a letter or digit, no possessive filter) keep that pipeline;
+//! a text index built or rebuilt now gets `quiver_en2`.
 
 use serde::{Deserialize, Serialize};
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
-    Token, TokenStream, Tokenizer,
+    TextAnalyzerBuilder, Token, TokenStream, Tokenizer,
 };
+
+use super::words::WordTokenizer;
 
 /// Tokens longer than this many bytes are dropped (they are noise, not words).
 const MAX_TOKEN_BYTES: usize = 64;
@@ -23,7 +50,7 @@ const MAX_TOKEN_BYTES: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Analyzer {
-    /// English: lowercase, stop words, stemming.
+    /// English: Unicode words without possessives, lowercase, stop words, stemming.
     #[default]
     En,
     /// Lowercase words, nothing else.
@@ -33,54 +60,100 @@ pub enum Analyzer {
 }
 
 impl Analyzer {
-    /// Every analyzer, for registration on an index.
+    /// Every analyzer.
     pub const ALL: [Analyzer; 3] = [Analyzer::En, Analyzer::Simple, Analyzer::Cjk];
 
-    /// The name the analyzer is registered under in a tantivy index.
+    /// The name new indexes register the analyzer's current pipeline under.
     pub fn tokenizer_name(self) -> &'static str {
-        match self {
-            Analyzer::En => "quiver_en",
-            Analyzer::Simple => "quiver_simple",
-            Analyzer::Cjk => "quiver_cjk",
-        }
+        Pipeline::current(self).tokenizer_name()
     }
 
-    /// The analyzer registered under `name`, if it is one of ours.
+    /// The analyzer whose pipeline (current or earlier) is registered under `name`, if it
+    /// is one of ours.
     pub fn from_tokenizer_name(name: &str) -> Option<Self> {
-        Analyzer::ALL
-            .into_iter()
-            .find(|a| a.tokenizer_name() == name)
+        Pipeline::from_tokenizer_name(name).map(Pipeline::analyzer)
     }
 
-    /// Builds the tantivy analysis pipeline.
+    /// Builds the analyzer's current tantivy pipeline.
     pub fn build(self) -> TextAnalyzer {
+        Pipeline::current(self).build()
+    }
+
+    /// The tokens the current pipeline makes of `text` (for tests and debugging).
+    pub fn tokens(self, text: &str) -> Vec<String> {
+        Pipeline::current(self).tokens(text)
+    }
+}
+
+/// One version of an analyzer's pipeline (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pipeline {
+    /// `en` before it followed word boundaries: split at non-alphanumerics.
+    En1,
+    /// `en` as Lucene's `EnglishAnalyzer` (module docs).
+    En2,
+    Simple,
+    Cjk,
+}
+
+impl Pipeline {
+    /// Every pipeline, for registration on an index.
+    pub(crate) const ALL: [Pipeline; 4] = [
+        Pipeline::En1,
+        Pipeline::En2,
+        Pipeline::Simple,
+        Pipeline::Cjk,
+    ];
+
+    /// The pipeline a new index of `a` uses.
+    pub(crate) fn current(a: Analyzer) -> Self {
+        match a {
+            Analyzer::En => Pipeline::En2,
+            Analyzer::Simple => Pipeline::Simple,
+            Analyzer::Cjk => Pipeline::Cjk,
+        }
+    }
+
+    pub(crate) fn analyzer(self) -> Analyzer {
         match self {
-            Analyzer::En => {
-                let base = TextAnalyzer::builder(SimpleTokenizer::default())
-                    .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
-                    .filter(LowerCaser);
-                match StopWordFilter::new(Language::English) {
-                    Some(stop) => base
-                        .filter(stop)
-                        .filter(Stemmer::new(Language::English))
-                        .build(),
-                    // Only absent when tantivy is built without its stop word lists.
-                    None => base.filter(Stemmer::new(Language::English)).build(),
-                }
-            }
-            Analyzer::Simple => TextAnalyzer::builder(SimpleTokenizer::default())
+            Pipeline::En1 | Pipeline::En2 => Analyzer::En,
+            Pipeline::Simple => Analyzer::Simple,
+            Pipeline::Cjk => Analyzer::Cjk,
+        }
+    }
+
+    /// The name stored in an index's schema; never change one once released.
+    pub(crate) fn tokenizer_name(self) -> &'static str {
+        match self {
+            Pipeline::En1 => "quiver_en",
+            Pipeline::En2 => "quiver_en2",
+            Pipeline::Simple => "quiver_simple",
+            Pipeline::Cjk => "quiver_cjk",
+        }
+    }
+
+    pub(crate) fn from_tokenizer_name(name: &str) -> Option<Self> {
+        Pipeline::ALL
+            .into_iter()
+            .find(|p| p.tokenizer_name() == name)
+    }
+
+    pub(crate) fn build(self) -> TextAnalyzer {
+        match self {
+            Pipeline::En1 => english(TextAnalyzer::builder(SimpleTokenizer::default())),
+            Pipeline::En2 => english(TextAnalyzer::builder(WordTokenizer::default())),
+            Pipeline::Simple => TextAnalyzer::builder(SimpleTokenizer::default())
                 .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
                 .filter(LowerCaser)
                 .build(),
-            Analyzer::Cjk => TextAnalyzer::builder(CjkTokenizer::default())
+            Pipeline::Cjk => TextAnalyzer::builder(CjkTokenizer::default())
                 .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
                 .filter(LowerCaser)
                 .build(),
         }
     }
 
-    /// The tokens the analyzer makes of `text` (for tests and debugging).
-    pub fn tokens(self, text: &str) -> Vec<String> {
+    pub(crate) fn tokens(self, text: &str) -> Vec<String> {
         let mut analyzer = self.build();
         let mut stream = analyzer.token_stream(text);
         let mut out = Vec::new();
@@ -88,6 +161,21 @@ impl Analyzer {
             out.push(token.text.clone());
         }
         out
+    }
+}
+
+/// The English filters after `words`: long tokens out, lowercase, stop words, stemmer.
+fn english<T: Tokenizer>(words: TextAnalyzerBuilder<T>) -> TextAnalyzer {
+    let base = words
+        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
+        .filter(LowerCaser);
+    match StopWordFilter::new(Language::English) {
+        Some(stop) => base
+            .filter(stop)
+            .filter(Stemmer::new(Language::English))
+            .build(),
+        // Only absent when tantivy is built without its stop word lists.
+        None => base.filter(Stemmer::new(Language::English)).build(),
     }
 }
 
@@ -220,6 +308,35 @@ mod tests {
     }
 
     #[test]
+    fn english_matches_lucenes_english_analyzer() {
+        let en = |t: &str| Analyzer::En.tokens(t);
+        // Possessives, with either apostrophe; `it's` is the stop word `it`.
+        assert_eq!(en("John's dogs' it's"), ["john", "dog"]);
+        assert_eq!(en("JOHN’S car"), ["john", "car"]);
+        // Hyphens split; stop words among the parts go.
+        assert_eq!(en("state-of-the-art"), ["state", "art"]);
+        assert_eq!(en("boundary-layer"), ["boundari", "layer"]);
+        // Numbers and letter-digit words stay whole.
+        assert_eq!(
+            en("3.14 1,000 2024 v2 mp3"),
+            ["3.14", "1,000", "2024", "v2", "mp3"]
+        );
+        assert_eq!(en("version 2.0.1."), ["version", "2.0.1"]);
+        // Apostrophes inside words stay, typographic ones become plain.
+        assert_eq!(en("don't O'Neil don’t"), ["don't", "o'neil", "don't"]);
+        // Trailing punctuation and slashes separate.
+        assert_eq!(en("and/or, e-mail."), ["e", "mail"]);
+    }
+
+    #[test]
+    fn the_earlier_english_pipeline_splits_at_every_non_alphanumeric() {
+        assert_eq!(
+            Pipeline::En1.tokens("John's 3.14 state-of-the-art"),
+            ["john", "s", "3", "14", "state", "art"]
+        );
+    }
+
+    #[test]
     fn cjk_makes_unigrams_and_bigrams() {
         assert_eq!(
             Analyzer::Cjk.tokens("Rust向量数据库"),
@@ -241,5 +358,13 @@ mod tests {
         for a in Analyzer::ALL {
             assert_eq!(Analyzer::from_tokenizer_name(a.tokenizer_name()), Some(a));
         }
+        for p in Pipeline::ALL {
+            assert_eq!(Pipeline::from_tokenizer_name(p.tokenizer_name()), Some(p));
+        }
+        assert_eq!(Analyzer::En.tokenizer_name(), "quiver_en2");
+        assert_eq!(
+            Analyzer::from_tokenizer_name("quiver_en"),
+            Some(Analyzer::En)
+        );
     }
 }

@@ -10,9 +10,16 @@
 //!
 //! Commits carry a payload, `{"format":1,"last_lsn":N}`, naming the last WAL record whose
 //! writes the commit contains; after a crash, recovery replays the WAL from
-//! [`TextIndex::last_lsn`] + 1. Scoring is tantivy's BM25 (k1 = 1.2, b = 0.75).
+//! [`TextIndex::last_lsn`] + 1.
+//!
+//! The `text` field's tokenizer name records the analyzer's pipeline version (see
+//! [`Analyzer`]), so an index keeps analyzing queries as it analyzed its documents.
+//! Scoring is tantivy's BM25 (k1 = 1.2, b = 0.75).
 
 mod analyzer;
+#[cfg(test)]
+mod tests;
+mod words;
 
 use std::collections::BinaryHeap;
 use std::path::Path;
@@ -27,6 +34,9 @@ use tantivy::schema::{
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 pub use analyzer::{Analyzer, CjkTokenizer};
+pub use words::WordTokenizer;
+
+use analyzer::Pipeline;
 
 use crate::{IndexError, Result, RowFilter};
 
@@ -55,7 +65,7 @@ pub struct TextIndex {
     reader: IndexReader,
     /// `None` only while the index is dropped (see its `Drop`).
     writer: Mutex<Option<IndexWriter<TantivyDocument>>>,
-    analyzer: Analyzer,
+    pipeline: Pipeline,
     id: Field,
     key: Field,
     text: Field,
@@ -64,7 +74,7 @@ pub struct TextIndex {
 impl std::fmt::Debug for TextIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextIndex")
-            .field("analyzer", &self.analyzer)
+            .field("pipeline", &self.pipeline)
             .field("docs", &self.num_docs())
             .finish()
     }
@@ -82,12 +92,12 @@ impl Drop for TextIndex {
     }
 }
 
-fn schema(analyzer: Analyzer) -> Schema {
+fn schema(pipeline: Pipeline) -> Schema {
     let mut builder = Schema::builder();
     builder.add_text_field("id", STRING | STORED);
     builder.add_u64_field("key", FAST | STORED | INDEXED);
     let indexing = TextFieldIndexing::default()
-        .set_tokenizer(analyzer.tokenizer_name())
+        .set_tokenizer(pipeline.tokenizer_name())
         .set_index_option(IndexRecordOption::WithFreqsAndPositions);
     builder.add_text_field(
         "text",
@@ -125,13 +135,14 @@ impl PartialOrd for Candidate {
 impl TextIndex {
     /// Creates a new, empty index in `dir` (which must exist and hold no index).
     pub fn create(dir: &Path, analyzer: Analyzer) -> Result<Self> {
-        let index = Index::create_in_dir(dir, schema(analyzer))?;
+        let index = Index::create_in_dir(dir, schema(Pipeline::current(analyzer)))?;
         Self::from_index(index)
     }
 
     /// Opens the index in `dir`, or creates it there (creating `dir` too) if absent.
-    /// An existing index keeps the analyzer it was created with; asking for another
-    /// one is an error rather than a silent mismatch between old and new documents.
+    /// An existing index keeps the analyzer it was created with, in the pipeline version
+    /// it was created with; asking for another analyzer is an error rather than a silent
+    /// mismatch between old and new documents.
     pub fn open_or_create(dir: &Path, analyzer: Analyzer) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
         // tantivy writes meta.json last when it creates an index, so its presence means
@@ -140,11 +151,11 @@ impl TextIndex {
             return Self::create(dir, analyzer);
         }
         let opened = Self::open(dir)?;
-        if opened.analyzer != analyzer {
+        if opened.analyzer() != analyzer {
             return Err(IndexError::InvalidInput(format!(
                 "text index in {} uses analyzer {:?}, not {:?}",
                 dir.display(),
-                opened.analyzer,
+                opened.analyzer(),
                 analyzer
             )));
         }
@@ -158,12 +169,12 @@ impl TextIndex {
 
     /// An index held in memory only (tests, scratch work).
     pub fn in_memory(analyzer: Analyzer) -> Result<Self> {
-        Self::from_index(Index::create_in_ram(schema(analyzer)))
+        Self::from_index(Index::create_in_ram(schema(Pipeline::current(analyzer))))
     }
 
     fn from_index(index: Index) -> Result<Self> {
-        for a in Analyzer::ALL {
-            index.tokenizers().register(a.tokenizer_name(), a.build());
+        for p in Pipeline::ALL {
+            index.tokenizers().register(p.tokenizer_name(), p.build());
         }
         let schema = index.schema();
         let field = |name: &str| {
@@ -179,9 +190,9 @@ impl TextIndex {
                 .map(|i| i.tokenizer().to_owned()),
             _ => None,
         };
-        let analyzer = tokenizer
+        let pipeline = tokenizer
             .as_deref()
-            .and_then(Analyzer::from_tokenizer_name)
+            .and_then(Pipeline::from_tokenizer_name)
             .ok_or_else(|| IndexError::Corrupt {
                 path: "text".into(),
                 reason: format!("text field uses unknown tokenizer {tokenizer:?}"),
@@ -200,7 +211,7 @@ impl TextIndex {
             index,
             reader,
             writer: Mutex::new(Some(writer)),
-            analyzer,
+            pipeline,
             id,
             key,
             text,
@@ -214,7 +225,7 @@ impl TextIndex {
 
     /// The analyzer documents and queries go through.
     pub fn analyzer(&self) -> Analyzer {
-        self.analyzer
+        self.pipeline.analyzer()
     }
 
     /// Adds or replaces the document `id`. Visible to searches after [`Self::commit`].
@@ -282,7 +293,7 @@ impl TextIndex {
     /// bm25s alike), so a term the user repeats weighs that many times.
     fn query_terms(&self, query: &str) -> Vec<(Term, usize)> {
         let mut terms: Vec<Term> = self
-            .analyzer
+            .pipeline
             .tokens(query)
             .iter()
             .map(|t| Term::from_field_text(self.text, t))
