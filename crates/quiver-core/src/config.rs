@@ -60,6 +60,25 @@ impl Default for HnswConfig {
     }
 }
 
+/// BM25 settings of a collection's keyword search; query-time only, so any values work
+/// with any existing text index.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bm25Config {
+    /// Term frequency saturation: 0 counts a word once however often a document holds
+    /// it; larger values let repeats weigh more.
+    pub k1: f32,
+    /// Length normalization: 0 ignores document length, 1 scales fully by it.
+    pub b: f32,
+}
+
+impl Default for Bm25Config {
+    /// Lucene's and Elasticsearch's defaults.
+    fn default() -> Self {
+        Bm25Config { k1: 1.2, b: 0.75 }
+    }
+}
+
 /// Candidates rescored at full length when only a prefix is indexed.
 pub const DEFAULT_RESCORE: usize = 100;
 /// Upper bound for `rescore` (and for any candidate list a query may ask for).
@@ -109,6 +128,9 @@ pub struct CollectionConfig {
     /// HNSW graph settings.
     #[serde(default, skip_serializing_if = "is_default")]
     pub hnsw: HnswConfig,
+    /// BM25 scoring settings.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub bm25: Bm25Config,
 }
 
 impl CollectionConfig {
@@ -124,6 +146,7 @@ impl CollectionConfig {
             reranker_model: None,
             analyzer: TextAnalyzer::default(),
             hnsw: HnswConfig::default(),
+            bm25: Bm25Config::default(),
         }
     }
 
@@ -161,6 +184,16 @@ impl CollectionConfig {
                 return bad(format!("{name} must be in 1..=4096, got {v}"));
             }
         }
+        // Written so NaN fails too.
+        if !(self.bm25.k1.is_finite() && self.bm25.k1 >= 0.0) {
+            return bad(format!(
+                "bm25.k1 must be a finite number >= 0, got {}",
+                self.bm25.k1
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.bm25.b) {
+            return bad(format!("bm25.b must be in 0..=1, got {}", self.bm25.b));
+        }
         for (name, v) in [
             ("embedding_model", &self.embedding_model),
             ("reranker_model", &self.reranker_model),
@@ -185,6 +218,7 @@ mod tests {
         assert_eq!(old.rescore, DEFAULT_RESCORE);
         assert_eq!(old.hnsw, HnswConfig::default());
         assert_eq!(old.analyzer, TextAnalyzer::En);
+        assert_eq!(old.bm25, Bm25Config { k1: 1.2, b: 0.75 });
         assert_eq!(
             serde_json::to_string(&old).unwrap(),
             r#"{"dim":8,"distance":"l2"}"#
@@ -195,12 +229,13 @@ mod tests {
     fn full_shape_round_trips_and_validates() {
         let json = r#"{"dim":64,"distance":"cosine","embedding_model":"m","index_dim":32,
             "task":"t","reranker_model":"r","analyzer":"cjk",
-            "hnsw":{"m":8,"ef_construction":100,"ef_search":40}}"#;
+            "hnsw":{"m":8,"ef_construction":100,"ef_search":40},"bm25":{"k1":0.9,"b":0.4}}"#;
         let c: CollectionConfig = serde_json::from_str(json).unwrap();
         c.validate().unwrap();
         assert_eq!(c.graph_dim(), 32);
         assert_eq!(c.analyzer, TextAnalyzer::Cjk);
         assert_eq!(c.hnsw.m, 8);
+        assert_eq!(c.bm25, Bm25Config { k1: 0.9, b: 0.4 });
         let back: CollectionConfig =
             serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(back, c);
@@ -211,9 +246,25 @@ mod tests {
         let mut bad = c.clone();
         bad.hnsw.m = 1;
         assert!(bad.validate().is_err());
-        let mut bad = c;
+        let mut bad = c.clone();
         bad.rescore = 0;
         assert!(bad.validate().is_err());
+        for (k1, b, field) in [
+            (-0.1, 0.75, "bm25.k1"),
+            (f32::NAN, 0.75, "bm25.k1"),
+            (f32::INFINITY, 0.75, "bm25.k1"),
+            (1.2, 1.5, "bm25.b"),
+            (1.2, -0.1, "bm25.b"),
+            (1.2, f32::NAN, "bm25.b"),
+        ] {
+            let mut bad = c.clone();
+            bad.bm25 = Bm25Config { k1, b };
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "{k1} {b}: {err}");
+        }
+        let mut edge = c;
+        edge.bm25 = Bm25Config { k1: 0.0, b: 1.0 };
+        edge.validate().unwrap();
         assert!(serde_json::from_str::<CollectionConfig>(r#"{"dim":4,"bogus":1}"#).is_err());
     }
 }

@@ -13,7 +13,8 @@ mod name;
 pub mod stats;
 
 pub use config::{
-    CollectionConfig, HnswConfig, SyncPolicy, TextAnalyzer, DEFAULT_RESCORE, MAX_RESCORE,
+    Bm25Config, CollectionConfig, HnswConfig, SyncPolicy, TextAnalyzer, DEFAULT_RESCORE,
+    MAX_RESCORE,
 };
 pub use distance::{dot, normalize, Distance};
 pub use document::{validate_vector, Document, Metadata};

@@ -1,7 +1,9 @@
 //! BM25 full-text index: exact scores on a hand-checked corpus, analyzers, commit
-//! payloads across reopen, upserts and deletes, and filtering inside the search.
+//! payloads across reopen, upserts and deletes, filtering inside the search, and the
+//! collection's own k1 and b.
 #![allow(clippy::unwrap_used)]
 
+use quiver_core::Bm25Config;
 use quiver_index::{Analyzer, RowSet, TextIndex};
 
 fn index_of(analyzer: Analyzer, docs: &[&str]) -> TextIndex {
@@ -16,7 +18,10 @@ fn index_of(analyzer: Analyzer, docs: &[&str]) -> TextIndex {
 /// BM25 as tantivy defines it; documents here are short enough that tantivy's
 /// length encoding is exact.
 fn bm25(tf: f32, dl: f32, avgdl: f32, n_docs: f32, df: f32) -> f32 {
-    let (k1, b) = (1.2f32, 0.75f32);
+    bm25_with(1.2, 0.75, tf, dl, avgdl, n_docs, df)
+}
+
+fn bm25_with(k1: f32, b: f32, tf: f32, dl: f32, avgdl: f32, n_docs: f32, df: f32) -> f32 {
     let idf = (1.0 + (n_docs - df + 0.5) / (df + 0.5)).ln();
     idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / avgdl))
 }
@@ -73,6 +78,51 @@ fn scores_follow_the_bm25_formula() {
     assert!(index.search("zebra", 10, None).unwrap().is_empty());
     assert!(index.search("", 10, None).unwrap().is_empty());
     assert_eq!(index.search("apple", 1, None).unwrap().len(), 1);
+}
+
+#[test]
+fn k1_and_b_change_the_scores_as_the_formula_says() {
+    let docs = [
+        "apple apple apple apple pie",
+        "apple pie",
+        "cherry pie with cream on top",
+    ];
+    let avgdl = 13.0 / 3.0;
+    let index = || index_of(Analyzer::Simple, &docs);
+    let scores = |index: &TextIndex| {
+        let mut hits = index.search("apple", 10, None).unwrap();
+        hits.sort_by_key(|h| h.key);
+        hits.iter().map(|h| h.score).collect::<Vec<f32>>()
+    };
+
+    // Defaults: the repeats win.
+    let s = scores(&index());
+    assert_eq!(index().bm25(), Bm25Config::default());
+    assert!(s[0] > s[1], "{s:?}");
+
+    for (k1, b) in [(0.0, 0.75), (1.2, 0.0), (2.0, 1.0), (0.5, 0.3)] {
+        let custom = index().with_bm25(Bm25Config { k1, b });
+        let s = scores(&custom);
+        let want = [
+            bm25_with(k1, b, 4.0, 5.0, avgdl, 3.0, 2.0),
+            bm25_with(k1, b, 1.0, 2.0, avgdl, 3.0, 2.0),
+        ];
+        for (got, want) in s.iter().zip(want) {
+            assert!((got - want).abs() < 1e-5, "k1 {k1} b {b}: {got} vs {want}");
+        }
+    }
+    // k1 = 0: how often a document holds the word does not matter, nor does its length.
+    let s = scores(&index().with_bm25(Bm25Config { k1: 0.0, b: 0.75 }));
+    assert_eq!(s[0], s[1]);
+    // b = 0 and a shorter document holding the word once more than a longer one: only
+    // term frequency decides. b = 1 punishes length fully, and the short one wins.
+    let docs = ["apple apple x x x x x x x x x x", "apple"];
+    let long_first = |b: f32| {
+        let index = index_of(Analyzer::Simple, &docs).with_bm25(Bm25Config { k1: 1.2, b });
+        index.search("apple", 10, None).unwrap()[0].key == 0
+    };
+    assert!(long_first(0.0));
+    assert!(!long_first(1.0));
 }
 
 #[test]

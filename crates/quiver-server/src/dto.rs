@@ -50,11 +50,24 @@ pub struct HnswParams {
     pub ef_search: Option<usize>,
 }
 
+/// BM25 scoring parameters of keyword search.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Bm25Params {
+    /// Term frequency saturation, >= 0 (default 1.2): 0 counts a word once however often
+    /// a document holds it; larger values let repeats weigh more.
+    pub k1: Option<f32>,
+    /// Length normalization, 0..=1 (default 0.75): 0 ignores document length, 1 scales
+    /// fully by it.
+    pub b: Option<f32>,
+}
+
 /// Analyzer of a collection's keyword index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AnalyzerName {
-    /// English: lowercase, stop words, stemming.
+    /// English, as Lucene's English analyzer: Unicode words, possessives dropped,
+    /// lowercase, stop words, Snowball stemming.
     #[default]
     En,
     /// Lowercased words.
@@ -104,6 +117,8 @@ pub struct CreateCollection {
     /// Text analyzer for keyword search (default `en`).
     pub analyzer: Option<AnalyzerName>,
     pub hnsw: Option<HnswParams>,
+    /// BM25 scoring of keyword search; may differ per collection.
+    pub bm25: Option<Bm25Params>,
 }
 
 /// A collection's stored settings.
@@ -118,6 +133,7 @@ pub struct CollectionConfigView {
     pub reranker_model: Option<String>,
     pub analyzer: AnalyzerName,
     pub hnsw: HnswParams,
+    pub bm25: Bm25Params,
 }
 
 impl From<&quiver_core::CollectionConfig> for CollectionConfigView {
@@ -135,6 +151,10 @@ impl From<&quiver_core::CollectionConfig> for CollectionConfigView {
                 m: Some(c.hnsw.m),
                 ef_construction: Some(c.hnsw.ef_construction),
                 ef_search: Some(c.hnsw.ef_search),
+            },
+            bm25: Bm25Params {
+                k1: Some(c.bm25.k1),
+                b: Some(c.bm25.b),
             },
         }
     }

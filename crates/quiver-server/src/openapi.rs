@@ -108,6 +108,7 @@ mod tests {
             "QueryRequest",
             "UpsertRequest",
             "CreateCollection",
+            "Bm25Params",
             "ErrorBody",
         ] {
             assert!(schemas.contains_key(s), "schema {s} missing");

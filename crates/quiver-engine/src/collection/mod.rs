@@ -273,6 +273,7 @@ impl Collection {
             manifest.checkpoint_lsn,
             wal.last_lsn(),
         )?;
+        let text = text.with_bm25(config.bm25);
         let mut replayed_rows = 0;
         let replayed_records = records.len();
         let mut graph_rows = Vec::new();

@@ -21,7 +21,8 @@
 //! see `quiver_index::Analyzer`), so an `en` index from before `en` followed Lucene's word
 //! rules still splits `John's` into `john` and `s`, for documents and queries alike. A
 //! rebuilt index gets the current pipeline: removing `text/` while the collection is
-//! closed re-tokenizes its documents at the next open.
+//! closed re-tokenizes its documents at the next open. BM25's `k1` and `b` apply at query
+//! time only, from the collection's config.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;

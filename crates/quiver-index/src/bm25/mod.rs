@@ -14,9 +14,10 @@
 //!
 //! The `text` field's tokenizer name records the analyzer's pipeline version (see
 //! [`Analyzer`]), so an index keeps analyzing queries as it analyzed its documents.
-//! Scoring is tantivy's BM25 (k1 = 1.2, b = 0.75).
+//! Scoring is BM25 with the collection's `k1` and `b` (module `score`).
 
 mod analyzer;
+mod score;
 #[cfg(test)]
 mod tests;
 mod words;
@@ -26,7 +27,6 @@ use std::path::Path;
 
 use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
-use tantivy::query::{BooleanQuery, BoostQuery, EnableScoring, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
     STRING,
@@ -37,6 +37,8 @@ pub use analyzer::{Analyzer, CjkTokenizer};
 pub use words::WordTokenizer;
 
 use analyzer::Pipeline;
+use quiver_core::Bm25Config;
+use score::Bm25Query;
 
 use crate::{IndexError, Result, RowFilter};
 
@@ -66,6 +68,7 @@ pub struct TextIndex {
     /// `None` only while the index is dropped (see its `Drop`).
     writer: Mutex<Option<IndexWriter<TantivyDocument>>>,
     pipeline: Pipeline,
+    bm25: Bm25Config,
     id: Field,
     key: Field,
     text: Field,
@@ -75,6 +78,7 @@ impl std::fmt::Debug for TextIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextIndex")
             .field("pipeline", &self.pipeline)
+            .field("bm25", &self.bm25)
             .field("docs", &self.num_docs())
             .finish()
     }
@@ -172,6 +176,13 @@ impl TextIndex {
         Self::from_index(Index::create_in_ram(schema(Pipeline::current(analyzer))))
     }
 
+    /// Scores later searches with `bm25` (the default is k1 = 1.2, b = 0.75). Query-time
+    /// only: nothing in the index depends on it.
+    pub fn with_bm25(mut self, bm25: Bm25Config) -> Self {
+        self.bm25 = bm25;
+        self
+    }
+
     fn from_index(index: Index) -> Result<Self> {
         for p in Pipeline::ALL {
             index.tokenizers().register(p.tokenizer_name(), p.build());
@@ -212,6 +223,7 @@ impl TextIndex {
             reader,
             writer: Mutex::new(Some(writer)),
             pipeline,
+            bm25: Bm25Config::default(),
             id,
             key,
             text,
@@ -226,6 +238,11 @@ impl TextIndex {
     /// The analyzer documents and queries go through.
     pub fn analyzer(&self) -> Analyzer {
         self.pipeline.analyzer()
+    }
+
+    /// The BM25 settings searches score with.
+    pub fn bm25(&self) -> Bm25Config {
+        self.bm25
     }
 
     /// Adds or replaces the document `id`. Visible to searches after [`Self::commit`].
@@ -325,27 +342,14 @@ impl TextIndex {
         if k == 0 || terms.is_empty() {
             return Ok(Vec::new());
         }
-        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
-            .into_iter()
-            .map(|(t, count)| {
-                let term = TermQuery::new(t, IndexRecordOption::WithFreqs);
-                let q: Box<dyn Query> = if count == 1 {
-                    Box::new(term)
-                } else {
-                    Box::new(BoostQuery::new(Box::new(term), count as f32))
-                };
-                (Occur::Should, q)
-            })
-            .collect();
-        let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        let weight = query.weight(EnableScoring::enabled_from_searcher(&searcher))?;
+        let query = Bm25Query::new(&searcher, self.text, terms, self.bm25)?;
         let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
         for (ord, segment) in searcher.segment_readers().iter().enumerate() {
             let keys = segment.fast_fields().u64("key")?;
             let alive = segment.alive_bitset();
             let ord = ord as u32;
-            weight.for_each(segment, &mut |doc, score| {
+            query.for_each(segment, &mut |doc, score| {
                 if alive.is_some_and(|a| !a.is_alive(doc)) {
                     return;
                 }

@@ -1,9 +1,109 @@
-//! Checks that need the index's insides: indexes of the earlier `en` pipeline keep it.
+//! Checks that need the index's insides: scores equal tantivy's own BM25 query to the
+//! bit at the default k1 and b, and indexes of the earlier `en` pipeline keep it.
 #![allow(clippy::unwrap_used)]
 
-use tantivy::Index;
+use std::collections::HashMap;
+
+use tantivy::query::{BooleanQuery, BoostQuery, EnableScoring, Occur, Query, TermQuery};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocId, Index};
 
 use super::*;
+
+/// Every (segment, doc) tantivy's BooleanQuery of boosted TermQuerys scores, with its score.
+fn tantivy_scores(index: &TextIndex, query: &str) -> HashMap<(usize, DocId), f32> {
+    let clauses: Vec<(Occur, Box<dyn Query>)> = index
+        .query_terms(query)
+        .into_iter()
+        .map(|(t, count)| {
+            let term = TermQuery::new(t, IndexRecordOption::WithFreqs);
+            let q: Box<dyn Query> = if count == 1 {
+                Box::new(term)
+            } else {
+                Box::new(BoostQuery::new(Box::new(term), count as f32))
+            };
+            (Occur::Should, q)
+        })
+        .collect();
+    let searcher = index.reader.searcher();
+    let weight = BooleanQuery::new(clauses)
+        .weight(EnableScoring::enabled_from_searcher(&searcher))
+        .unwrap();
+    let mut out = HashMap::new();
+    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+        weight
+            .for_each(segment, &mut |doc, score| {
+                out.insert((ord, doc), score);
+            })
+            .unwrap();
+    }
+    out
+}
+
+fn our_scores(index: &TextIndex, query: &str) -> HashMap<(usize, DocId), f32> {
+    let searcher = index.reader.searcher();
+    let q = Bm25Query::new(&searcher, index.text, index.query_terms(query), index.bm25).unwrap();
+    let mut out = HashMap::new();
+    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+        q.for_each(segment, &mut |doc, score| {
+            out.insert((ord, doc), score);
+        })
+        .unwrap();
+    }
+    out
+}
+
+#[test]
+fn default_scores_equal_tantivys_bm25_to_the_bit() {
+    let index = TextIndex::in_memory(Analyzer::En).unwrap();
+    let words = [
+        "wing",
+        "flow",
+        "boundary",
+        "layer",
+        "shock",
+        "heat",
+        "plate",
+        "pressure",
+        "speed",
+        "supersonic",
+        "the",
+        "of",
+        "model",
+    ];
+    // Lengths up to 200 tokens, past where tantivy's field norms stop being exact.
+    for i in 0..300usize {
+        let len = 1 + (i * 37) % 200;
+        let text: Vec<&str> = (0..len)
+            .map(|j| words[(i * 7 + j * j) % words.len()])
+            .collect();
+        index
+            .upsert(&format!("d{i}"), i as u64, &text.join(" "))
+            .unwrap();
+        // Several segments, and deleted documents that still count in the statistics.
+        if i % 100 == 99 {
+            index.commit(i as u64).unwrap();
+        }
+        if i % 17 == 0 && i > 0 {
+            index.delete(&format!("d{}", i - 1)).unwrap();
+        }
+    }
+    index.commit(1000).unwrap();
+    for query in [
+        "wing",
+        "boundary layer flow",
+        "shock shock heat plate of the wing",
+        "supersonic pressure speed model flow flow flow",
+        "missing words only",
+    ] {
+        let theirs = tantivy_scores(&index, query);
+        let ours = our_scores(&index, query);
+        assert_eq!(ours.len(), theirs.len(), "{query}");
+        for (doc, score) in &theirs {
+            assert_eq!(ours[doc].to_bits(), score.to_bits(), "{query} {doc:?}");
+        }
+    }
+}
 
 #[test]
 fn an_index_of_the_earlier_en_pipeline_keeps_it() {

@@ -129,6 +129,10 @@ pub fn engine_config(
         config.hnsw.ef_construction = h.ef_construction.unwrap_or(config.hnsw.ef_construction);
         config.hnsw.ef_search = h.ef_search.unwrap_or(config.hnsw.ef_search);
     }
+    if let Some(p) = &req.bm25 {
+        config.bm25.k1 = p.k1.unwrap_or(config.bm25.k1);
+        config.bm25.b = p.b.unwrap_or(config.bm25.b);
+    }
     config
         .validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -255,7 +259,7 @@ pub async fn delete(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::dto::HnswParams;
+    use crate::dto::{Bm25Params, HnswParams};
 
     #[test]
     fn config_rules() {
@@ -308,5 +312,20 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(engine_config(&zero, None).unwrap_err().status, 400);
+
+        let bm25 = |k1, b| CreateCollection {
+            dim: Some(4),
+            bm25: Some(Bm25Params { k1, b }),
+            ..Default::default()
+        };
+        let c = engine_config(&bm25(Some(0.9), None), None).unwrap();
+        assert_eq!((c.bm25.k1, c.bm25.b), (0.9, 0.75));
+        let c = engine_config(&bm25(None, Some(0.0)), None).unwrap();
+        assert_eq!((c.bm25.k1, c.bm25.b), (1.2, 0.0));
+        for (k1, b, field) in [(Some(-1.0), None, "bm25.k1"), (None, Some(1.01), "bm25.b")] {
+            let err = engine_config(&bm25(k1, b), None).unwrap_err();
+            assert_eq!(err.status, 400);
+            assert!(err.message.contains(field), "{}", err.message);
+        }
     }
 }
