@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use crate::beir::Dataset;
 use crate::machine;
-use crate::metrics::{overlap_recall, percentile_ms};
+use crate::metrics::{mean_recall, overlap_recall, percentile_ms};
 use crate::peers::{HnswSweep, Peers};
 use crate::report::{fmt_num, table, Comparison, Report};
 use crate::svg::{recall_qps, Series};
@@ -482,12 +482,7 @@ fn run_peers(
                         .collect()
                 })
                 .unwrap_or_default();
-            let recall = truth
-                .iter()
-                .zip(&ids)
-                .map(|(w, g)| overlap_recall(g, w))
-                .sum::<f64>()
-                / truth.len().max(1) as f64;
+            let recall = mean_recall(&ids, truth);
             let f = |k: &str| p.get(k).and_then(Value::as_f64).unwrap_or(0.0);
             let point = SweepPoint {
                 ef: p.get("ef").and_then(Value::as_u64).unwrap_or(0) as usize,

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::data::{FilterCase, Meta};
 use super::{FilterOptions, PeerPoints, Point, Truth, EF, K};
-use crate::metrics::overlap_recall;
+use crate::metrics::mean_recall;
 use crate::peers::Peers;
 use crate::vectors::Vectors;
 use crate::{BenchError, Result};
@@ -60,12 +60,7 @@ fn read_points(name: &str, sys: &mut Value, truths: &[Truth]) -> Result<Vec<Poin
                 truth.len()
             )));
         }
-        let recall = truth
-            .iter()
-            .zip(&ids)
-            .map(|(w, g)| overlap_recall(g, w))
-            .sum::<f64>()
-            / truth.len().max(1) as f64;
+        let recall = mean_recall(&ids, truth);
         let point = Point {
             name: case.name.clone(),
             allowed: *allowed,
