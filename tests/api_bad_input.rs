@@ -8,13 +8,14 @@ mod common;
 use common::{create, doc, raw, request, spawn, upsert, Server};
 use serde_json::{json, Value};
 
-const LIMITS: [(&str, &str); 6] = [
+const LIMITS: [(&str, &str); 7] = [
     ("QUIVER_LIMITS_MAX_BODY_BYTES", "65536"),
     ("QUIVER_LIMITS_MAX_BATCH", "8"),
     ("QUIVER_LIMITS_MAX_TEXT_BYTES", "1000"),
     ("QUIVER_LIMITS_MAX_TOP_K", "100"),
     ("QUIVER_LIMITS_MAX_JSON_DEPTH", "10"),
     ("QUIVER_LIMITS_MAX_FILTER_DEPTH", "3"),
+    ("QUIVER_LIMITS_MAX_FILTER_CONDITIONS", "40"),
 ];
 
 /// A raw request with a body and the given content type.
@@ -171,6 +172,14 @@ fn bad_input_corpus_gets_4xx_and_loses_nothing() {
             post(
                 query_path,
                 json!({"vector": [1.0, 2.0, 3.0], "filter": {"must": [{"must": [{"must": [{"must": [{"key": "n", "match": 1}]}]}]}]}}),
+            ),
+            400,
+        ),
+        (
+            "query filter too wide",
+            post(
+                query_path,
+                json!({"vector": [1.0, 2.0, 3.0], "filter": {"must": [{"key": "n", "any": (0..50).collect::<Vec<_>>()}]}}),
             ),
             400,
         ),
@@ -528,4 +537,49 @@ fn refuses_public_listen_without_a_key() {
             "{env:?}: {line:?}"
         );
     }
+}
+
+/// Filters over HTTP: unknown keys and values of another type match nothing (no error),
+/// and a range bound that is not a number is a 400 that names the key.
+#[test]
+fn filters_answer_unknown_keys_and_type_mismatches_with_no_hits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = spawn(&tmp.path().join("data"), &LIMITS);
+    create(&s, "f", 3);
+    upsert(
+        &s,
+        "f",
+        (0..6).map(|i| doc(&format!("d{i}"), i, 3)).collect(),
+    );
+    let hits = |filter: Value| {
+        let r = s.req(
+            "POST",
+            "/collections/f/query",
+            Some(&json!({"vector": [1.0, 2.0, 3.0], "top_k": 10, "filter": filter})),
+        );
+        assert_eq!(r.status, 200, "{filter}: {}", r.text());
+        r.json()["hits"].as_array().unwrap().len()
+    };
+    assert_eq!(hits(json!({"must": [{"key": "nowhere", "match": 1}]})), 0);
+    assert_eq!(hits(json!({"must": [{"key": "n.deeper", "match": 1}]})), 0);
+    // `n` holds integers and `tag` strings: a test of the other type matches nothing.
+    assert_eq!(hits(json!({"must": [{"key": "n", "match": "1"}]})), 0);
+    assert_eq!(
+        hits(json!({"must": [{"key": "tag", "range": {"gte": 0}}]})),
+        0
+    );
+    assert_eq!(hits(json!({"must": [{"key": "tag", "match": "even"}]})), 3);
+    assert_eq!(
+        hits(json!({"must_not": [{"key": "nowhere", "match": 1}]})),
+        6
+    );
+    let r = s.req(
+        "POST",
+        "/collections/f/query",
+        Some(&json!({"vector": [1.0, 2.0, 3.0], "filter": {"must": [{"key": "price", "range": {"lt": "cheap"}}]}})),
+    );
+    assert_eq!(r.status, 400);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("\"price\""), "{message}");
+    s.assert_healthy("f", 6);
 }

@@ -6,29 +6,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
-
-use serde_json::Value;
+mod common;
 
 #[test]
 fn quick_db_bench_ingests_everything_and_reaches_high_recall() {
-    let out = tempfile::tempdir().unwrap();
-    let json = out.path().join("db.json");
-    let run = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["bench", "db", "--quick", "--out"])
-        .arg(&json)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    assert!(
-        run.status.success(),
-        "quiver bench db --quick failed: {}\n{stdout}\n{}",
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (report, stdout) = common::run_bench("db", &["--quick".as_ref()]);
     assert_eq!(report["bench"], "db");
     assert!(report["peers"].is_null(), "--quick runs no peers");
     let r = &report["results"];

@@ -11,7 +11,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{json, Value};
 
@@ -30,29 +29,8 @@ const FLOORS: &[(&str, f64)] = &[
     ("hybrid_weighted", 0.405), // 0.4157
 ];
 
-/// Runs `quiver bench ir <args> --out FILE` from the repository root; returns the JSON
-/// report and the printed Markdown, failing with both outputs when the run fails.
 fn bench_ir(args: &[&std::ffi::OsStr]) -> (Value, String) {
-    let out = tempfile::tempdir().unwrap();
-    let json = out.path().join("ir.json");
-    let run = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["bench", "ir"])
-        .args(args)
-        .arg("--out")
-        .arg(&json)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    assert!(
-        run.status.success(),
-        "quiver bench ir {args:?} failed: {}\n{stdout}\n{}",
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    (report, stdout)
+    common::run_bench("ir", args)
 }
 
 #[test]

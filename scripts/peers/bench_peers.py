@@ -26,6 +26,12 @@ Subcommands (each reads from and writes to --work DIR; the answer is DIR/peer.js
          ef_construction, --threads threads: the ceiling for any HNSW database), and Chroma's
          and LanceDB's ingest as in `db` (the same inserts, LanceDB's index build included),
          without the query sweep. Answer per system: insert and index-build seconds.
+* filter: `quiver bench filter`'s peers: Chroma and LanceDB as in `db`, each in a fresh
+         process (filter-one), with the metadata of DIR/meta.json (tag, n, price, flag per
+         row) and every filter of DIR/filters.json (a Chroma `where` and a LanceDB SQL
+         clause, prefiltered, with scalar indexes on the filtered columns) queried at the
+         single ef of --efs. Answer per system and filter: p50/p99 of one client and the
+         top-k ids (the harness computes recall against the exact filtered top-k).
 * embed: PyTorch/transformers throughput on DIR/work.json ({"embed": {"BxL": [texts]},
          "rerank": {...}}): BERT models with mean pooling here; Qwen3 models through
          embed_throughput.py (last-token pooling, reranker).
@@ -372,6 +378,88 @@ def ingest_lancedb(args, base, path):
             "version": lancedb.__version__}
 
 
+def filter_queries(name, search, queries, filters, k):
+    """One client: per filter, every query once (after a warm-up pass); p50/p99 and the ids."""
+    out = []
+    for f in filters:
+        for q in queries[:20]:
+            search(q, k, f)
+        lat, ids = [], []
+        for q in queries:
+            t = time.perf_counter()
+            ids.append(search(q, k, f))
+            lat.append(time.perf_counter() - t)
+        out.append({"name": f["name"], "p50_ms": percentile_ms(lat, 50), "p99_ms": percentile_ms(lat, 99), "ids": ids})
+        log(f"{name} filter {f['name']}: p50 {percentile_ms(lat, 50):.2f} ms")
+    return out
+
+
+def filter_chroma(args, base, queries, meta, filters, path):
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
+    coll = client.create_collection(
+        "bench_filter", embedding_function=None,
+        configuration={"hnsw": {"space": "cosine", "max_neighbors": args.m,
+                                "ef_construction": args.ef_construction, "ef_search": args.efs_list[0]}})
+    n = len(base)
+    t = time.perf_counter()
+    for first in range(0, n, args.batch):
+        last = min(n, first + args.batch)
+        metadatas = [{"tag": meta["tag"][i], "n": meta["n"][i], "price": meta["price"][i], "flag": meta["flag"][i]}
+                     for i in range(first, last)]
+        coll.add(ids=[str(i) for i in range(first, last)], embeddings=base[first:last], metadatas=metadatas)
+    ingest = time.perf_counter() - t
+    log(f"chroma inserted {n} in {ingest:.1f} s")
+
+    def search(q, k, f):
+        r = coll.query(query_embeddings=[q], n_results=k, where=f["chroma"], include=["distances"])
+        return [int(x) for x in r["ids"][0]]
+
+    return {"index": f"{chroma_index(args)}, ef_search {args.efs_list[0]}, where filters",
+            "ingest_seconds": ingest, "index_seconds": 0.0,
+            "filters": filter_queries("chroma", search, queries, filters, args.k), "version": chromadb.__version__}
+
+
+def filter_lancedb(args, base, queries, meta, filters, path):
+    import lancedb
+    import pyarrow as pa
+
+    n, dim = base.shape
+    db = lancedb.connect(path)
+    schema = pa.schema([("id", pa.int64()), ("vector", pa.list_(pa.float32(), dim)), ("tag", pa.string()),
+                        ("n", pa.int64()), ("price", pa.float64()), ("flag", pa.bool_())])
+    t = time.perf_counter()
+    table = db.create_table("bench_filter", schema=schema)
+    for first in range(0, n, args.batch):
+        last = min(n, first + args.batch)
+        vecs = pa.FixedSizeListArray.from_arrays(pa.array(base[first:last].reshape(-1), pa.float32()), dim)
+        table.add(pa.Table.from_arrays([
+            pa.array(range(first, last), pa.int64()), vecs, pa.array(meta["tag"][first:last], pa.string()),
+            pa.array(meta["n"][first:last], pa.int64()), pa.array(meta["price"][first:last], pa.float64()),
+            pa.array(meta["flag"][first:last], pa.bool_())], schema=schema))
+    ingest = time.perf_counter() - t
+    t = time.perf_counter()
+    table.create_index(metric="cosine", index_type="IVF_HNSW_SQ", num_partitions=1, m=args.m,
+                       ef_construction=args.ef_construction)
+    # Scalar indexes on every filtered column, as LanceDB's docs advise for prefiltering.
+    for column, kind in (("tag", "BITMAP"), ("n", "BTREE"), ("price", "BTREE"), ("flag", "BITMAP")):
+        table.create_scalar_index(column, index_type=kind)
+    index = time.perf_counter() - t
+    log(f"lancedb inserted {n} in {ingest:.1f} s, indexed in {index:.1f} s")
+    ef = max(args.efs_list[0], args.k)
+
+    def search(q, k, f):
+        r = (table.search(q).distance_type("cosine").where(f["lancedb"], prefilter=True).ef(ef).limit(k)
+             .select(["id"]).to_arrow())
+        return r.column("id").to_pylist()
+
+    return {"index": f"{lancedb_index(args)}, ef {ef}, scalar indexes on the filtered columns, prefilter",
+            "ingest_seconds": ingest, "index_seconds": index,
+            "filters": filter_queries("lancedb", search, queries, filters, args.k), "version": lancedb.__version__}
+
+
 def load_npy(work, name):
     import numpy as np
 
@@ -388,6 +476,14 @@ def cmd_one(args):
     if args.bench == "db-one":
         queries = load_npy(args.work, "queries.npy")
         result = {"chroma": db_chroma, "lancedb": db_lancedb}[args.system](args, base, queries, path)
+    elif args.bench == "filter-one":
+        queries = load_npy(args.work, "queries.npy")
+        with open(os.path.join(args.work, "meta.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+        with open(os.path.join(args.work, "filters.json"), encoding="utf-8") as f:
+            filters = json.load(f)
+        result = {"chroma": filter_chroma, "lancedb": filter_lancedb}[args.system](
+            args, base, queries, meta, filters, path)
     else:
         result = {"hnswlib": ingest_hnswlib, "chroma": ingest_chroma,
                   "lancedb": ingest_lancedb}[args.system](args, base, path)
@@ -415,6 +511,10 @@ def each_in_own_process(args, one, systems):
 
 def cmd_db(args):
     each_in_own_process(args, "db-one", ("chroma", "lancedb"))
+
+
+def cmd_filter(args):
+    each_in_own_process(args, "filter-one", ("chroma", "lancedb"))
 
 
 def cmd_ingest(args):
@@ -500,20 +600,24 @@ def main():
     db = sub.add_parser("db")
     one = sub.add_parser("db-one")
     one.add_argument("--system", choices=["chroma", "lancedb"], required=True)
+    filt = sub.add_parser("filter")
+    filt_one = sub.add_parser("filter-one")
+    filt_one.add_argument("--system", choices=["chroma", "lancedb"], required=True)
     ingest = sub.add_parser("ingest")
     ingest_one = sub.add_parser("ingest-one")
     ingest_one.add_argument("--system", choices=["hnswlib", "chroma", "lancedb"], required=True)
-    for p in (db, one, ingest, ingest_one):
+    for p in (db, one, filt, filt_one, ingest, ingest_one):
         p.add_argument("--m", type=int, default=16)
         p.add_argument("--ef-construction", type=int, default=200)
         p.add_argument("--efs", default="16,32,64,128,256")
         p.add_argument("--k", type=int, default=10)
         p.add_argument("--batch", type=int, default=1000)
-    for p in (ir, ann, emb, db, one, ingest, ingest_one):
+    for p in (ir, ann, emb, db, one, filt, filt_one, ingest, ingest_one):
         p.add_argument("--work", required=True)
         p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    {"ir": cmd_ir, "ann": cmd_ann, "embed": cmd_embed, "db": cmd_db, "db-one": cmd_one, "ingest": cmd_ingest,
+    {"ir": cmd_ir, "ann": cmd_ann, "embed": cmd_embed, "db": cmd_db, "db-one": cmd_one, "filter": cmd_filter,
+     "filter-one": cmd_one, "ingest": cmd_ingest,
      "ingest-one": cmd_one}[args.bench](args)
 
 

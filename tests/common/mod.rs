@@ -311,3 +311,28 @@ pub fn install(data: &Path, fixture: &str) {
     };
     gunzip(&tok, &dest.join("tokenizer.json"));
 }
+
+/// Runs `quiver bench <bench> <args> --out FILE` from the repository root; returns the
+/// JSON report and the printed Markdown, failing with both outputs when the run fails.
+pub fn run_bench(bench: &str, args: &[&std::ffi::OsStr]) -> (Value, String) {
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("report.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["bench", bench])
+        .args(args)
+        .arg("--out")
+        .arg(&json)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "quiver bench {bench} {args:?} failed: {}\n{stdout}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (report, stdout)
+}

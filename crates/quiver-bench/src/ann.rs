@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use crate::beir::Dataset;
 use crate::machine;
-use crate::metrics::{overlap_recall, percentile_ms};
+use crate::metrics::{mean_recall, overlap_recall, percentile_ms};
 use crate::peers::{HnswSweep, Peers};
 use crate::report::{fmt_num, table, Comparison, Report};
 use crate::svg::{recall_qps, Series};
@@ -156,6 +156,18 @@ pub(crate) fn load(source: &Source) -> Result<(Vectors, Vectors, String)> {
 
 /// Exact top-k rows per query, spread over `threads`.
 pub(crate) fn ground_truth(base: &Vectors, queries: &Vectors, threads: usize) -> Vec<Vec<u64>> {
+    ground_truth_where(base, queries, threads, &|_| true)
+}
+
+/// The exact top-[`K`] rows per query among the rows `keep` passes, on `threads` threads.
+pub(crate) fn ground_truth_where(
+    base: &Vectors,
+    queries: &Vectors,
+    threads: usize,
+    keep: &(dyn Fn(usize) -> bool + Sync),
+) -> Vec<Vec<u64>> {
+    let allowed: Vec<usize> = (0..base.len()).filter(|&r| keep(r)).collect();
+    let allowed = &allowed;
     let idx: Vec<usize> = (0..queries.len()).collect();
     let chunks: Vec<&[usize]> = idx
         .chunks(queries.len().div_ceil(threads.max(1)).max(1))
@@ -168,7 +180,7 @@ pub(crate) fn ground_truth(base: &Vectors, queries: &Vectors, threads: usize) ->
                     chunk
                         .iter()
                         .map(|&i| {
-                            let rows = (0..base.len()).map(|r| (r as u64, base.row(r)));
+                            let rows = allowed.iter().map(|&r| (r as u64, base.row(r)));
                             exact_search(Distance::Cosine, queries.row(i), K, rows, None)
                                 .into_iter()
                                 .map(|h| h.row)
@@ -470,12 +482,7 @@ fn run_peers(
                         .collect()
                 })
                 .unwrap_or_default();
-            let recall = truth
-                .iter()
-                .zip(&ids)
-                .map(|(w, g)| overlap_recall(g, w))
-                .sum::<f64>()
-                / truth.len().max(1) as f64;
+            let recall = mean_recall(&ids, truth);
             let f = |k: &str| p.get(k).and_then(Value::as_f64).unwrap_or(0.0);
             let point = SweepPoint {
                 ef: p.get("ef").and_then(Value::as_u64).unwrap_or(0) as usize,

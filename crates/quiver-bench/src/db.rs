@@ -43,7 +43,7 @@ use crate::machine;
 use crate::metrics::{overlap_recall, percentile_ms};
 use crate::peers::Peers;
 use crate::report::{fmt_num, table, Report};
-use crate::server::{create_and_upsert, settle, spawn, Spawned};
+use crate::server::{create_and_upsert, plain_metadata, settle, spawn, Spawned};
 use crate::vectors::Vectors;
 use crate::{BenchError, Result};
 
@@ -230,9 +230,9 @@ fn measure_quiver(
         COLLECTION,
         base,
         (opts.m, opts.ef_construction),
-        opts.batch,
-        opts.clients,
+        (opts.batch, opts.clients),
         "db",
+        &plain_metadata,
     )?
     .seconds;
     eprintln!(

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::ann::TARGET_RECALL;
 use crate::db::{best_at_target, DbOptions, K};
-use crate::metrics::overlap_recall;
+use crate::metrics::mean_recall;
 use crate::peers::{HnswSweep, Peers};
 use crate::report::{fmt_num, table, Comparison};
 use crate::vectors::Vectors;
@@ -96,12 +96,7 @@ fn read_peer(name: &str, answer: &mut Value, truth: &[Vec<u64>], n: usize) -> Re
                 truth.len()
             )));
         }
-        let recall = truth
-            .iter()
-            .zip(&got)
-            .map(|(w, g)| overlap_recall(g, w))
-            .sum::<f64>()
-            / truth.len().max(1) as f64;
+        let recall = mean_recall(&got, truth);
         let point = PeerPoint {
             ef: p["ef"].as_u64().unwrap_or(0) as usize,
             recall_at_10: recall,

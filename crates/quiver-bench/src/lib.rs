@@ -25,6 +25,7 @@ pub mod db;
 pub mod db_peers;
 pub mod embed;
 mod error;
+pub mod filter;
 pub mod ingest;
 pub mod ingest_peers;
 pub mod ir;

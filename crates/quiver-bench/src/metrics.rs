@@ -99,6 +99,20 @@ pub fn overlap_recall<T: PartialEq>(got: &[T], want: &[T]) -> f64 {
     want.iter().filter(|w| got.contains(w)).count() as f64 / want.len() as f64
 }
 
+/// Mean [`overlap_recall`] of each query's ids in `got` against its true ids in
+/// `truth` (parallel lists; 1 when there are no queries).
+pub fn mean_recall<T: PartialEq>(got: &[Vec<T>], truth: &[Vec<T>]) -> f64 {
+    if truth.is_empty() {
+        return 1.0;
+    }
+    truth
+        .iter()
+        .zip(got)
+        .map(|(w, g)| overlap_recall(g, w))
+        .sum::<f64>()
+        / truth.len() as f64
+}
+
 /// Nearest-rank percentile `p` (0..=100) of `samples`, in milliseconds; 0 when empty.
 pub fn percentile_ms(samples: &[Duration], p: f64) -> f64 {
     if samples.is_empty() {

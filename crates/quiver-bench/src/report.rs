@@ -67,9 +67,12 @@ impl Report {
         }
     }
 
-    /// Writes the JSON to `path`.
+    /// Writes the JSON to `path`, creating its directory if needed.
     pub fn write_json(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(&self.json)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| BenchError::io(dir, e))?;
+        }
         std::fs::write(path, text + "\n").map_err(|e| BenchError::io(path, e))
     }
 }

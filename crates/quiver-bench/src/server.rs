@@ -98,17 +98,25 @@ pub(crate) fn spawn(
 
 /// The upsert body for rows `first..first + count`: ids are the row numbers, metadata
 /// `{"i": row, "group": row % 10}` (what the peers store too).
-pub(crate) fn batch_body(base: &Vectors, first: usize, count: usize) -> Value {
+pub(crate) fn batch_body(base: &Vectors, first: usize, count: usize, meta: Metadata<'_>) -> Value {
     let docs: Vec<Value> = (first..first + count)
         .map(|i| {
             json!({
                 "id": i.to_string(),
                 "vector": base.row(i),
-                "metadata": {"i": i, "group": i % 10},
+                "metadata": meta(i),
             })
         })
         .collect();
     json!({ "documents": docs })
+}
+
+/// The metadata document `i` is upserted with.
+pub(crate) type Metadata<'a> = &'a (dyn Fn(usize) -> Value + Sync);
+
+/// `{"i": i, "group": i % 10}`: the metadata of `bench ingest` and `bench db`.
+pub(crate) fn plain_metadata(i: usize) -> Value {
+    json!({"i": i, "group": i % 10})
 }
 
 /// One upsert request: when it was sent (seconds after the first) and how long it took.
@@ -143,9 +151,9 @@ pub(crate) fn create_and_upsert(
     collection: &str,
     base: &Vectors,
     hnsw: (usize, usize),
-    batch: usize,
-    clients: usize,
+    (batch, clients): (usize, usize),
     label: &str,
+    meta: Metadata<'_>,
 ) -> Result<Loaded> {
     let body = json!({"dim": base.dim, "distance": "cosine",
         "hnsw": {"m": hnsw.0, "ef_construction": hnsw.1}});
@@ -154,7 +162,7 @@ pub(crate) fn create_and_upsert(
         "{label}: upserting {} vectors ({clients} clients, batches of {batch})",
         base.len()
     );
-    upsert_all(http, collection, base, batch, clients)
+    upsert_all(http, collection, base, batch, clients, meta)
 }
 
 /// Upserts every row of `base` into `collection` from `clients` threads, `batch` rows per
@@ -165,6 +173,7 @@ pub(crate) fn upsert_all(
     base: &Vectors,
     batch: usize,
     clients: usize,
+    meta: Metadata<'_>,
 ) -> Result<Loaded> {
     let batch = batch.max(1);
     let batches = base.len().div_ceil(batch);
@@ -182,7 +191,7 @@ pub(crate) fn upsert_all(
                             return Ok(mine);
                         }
                         let first = b * batch;
-                        let body = batch_body(base, first, batch.min(base.len() - first));
+                        let body = batch_body(base, first, batch.min(base.len() - first), meta);
                         let sent = Instant::now();
                         http.call("POST", &path, Some(&body))?;
                         let time = BatchTime {
@@ -308,7 +317,7 @@ mod tests {
             dim: 2,
             data: vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8],
         };
-        let b = batch_body(&base, 1, 2);
+        let b = batch_body(&base, 1, 2, &plain_metadata);
         let docs = b["documents"].as_array().unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0]["id"], "1");

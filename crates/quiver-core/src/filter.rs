@@ -17,7 +17,7 @@
 //! "red"}` finds documents tagged red among others.
 //!
 //! Filters are parsed and validated once; errors name the offending place, such as
-//! `must[1].range: gt must be a number`. Nesting is limited to [`MAX_FILTER_DEPTH`] groups
+//! `must[1].range: gt of key "n" must be a number`. Nesting is limited to [`MAX_FILTER_DEPTH`] groups
 //! so a hostile filter cannot exhaust the stack.
 
 use serde::{Deserialize, Deserializer};
@@ -322,8 +322,8 @@ fn parse_condition(json: &Value, at: &str, depth: usize) -> Result<Condition> {
             Ok(Condition::Any { key, values })
         }
         "range" => Ok(Condition::Range {
+            range: parse_range(operand, &here, key_text)?,
             key,
-            range: parse_range(operand, &here)?,
         }),
         other => Err(invalid(
             at,
@@ -332,7 +332,7 @@ fn parse_condition(json: &Value, at: &str, depth: usize) -> Result<Condition> {
     }
 }
 
-fn parse_range(json: &Value, at: &str) -> Result<Range> {
+fn parse_range(json: &Value, at: &str, key: &str) -> Result<Range> {
     let object = json
         .as_object()
         .ok_or_else(|| invalid(at, "must be an object with gt, gte, lt or lte"))?;
@@ -356,7 +356,7 @@ fn parse_range(json: &Value, at: &str) -> Result<Range> {
         let bound = value
             .as_f64()
             .filter(|b| b.is_finite())
-            .ok_or_else(|| invalid(at, format!("{name} must be a number")))?;
+            .ok_or_else(|| invalid(at, format!("{name} of key {key:?} must be a number")))?;
         *slot = Some(bound);
     }
     Ok(range)
@@ -419,7 +419,7 @@ mod tests {
     fn reports_where_the_problem_is() {
         assert_eq!(
             err(json!({"must": [{"key": "a", "match": 1}, {"key": "n", "range": {"gt": "x"}}]})),
-            "invalid filter at must[1].range: gt must be a number"
+            "invalid filter at must[1].range: gt of key \"n\" must be a number"
         );
         assert!(err(json!({"filter": []})).contains("unknown field \"filter\""));
         assert!(err(json!({"must": {}})).starts_with("invalid filter at must:"));

@@ -151,12 +151,18 @@ impl SegmentGraph {
             })
         };
         match args.plan(self.ef_search) {
-            Plan::Exact => {
+            Plan::Exact if prefix => {
                 let rows: Vec<Hit> = args
                     .candidates(filter, all_rows)
                     .map(|row| Hit { row, score: 0.0 })
                     .collect();
                 Ok(rescore(distance, args.query, &rows, args.k, source))
+            }
+            Plan::Exact => {
+                let listed: Vec<u64> = args.candidates(filter, all_rows).collect();
+                self.flat
+                    .scan(rows, args.query, args.k, &listed)
+                    .map_err(index_err)
             }
             Plan::Overfetch { width } => {
                 match keep_allowed(walk(width, width, None)?, filter, args.k) {

@@ -249,5 +249,17 @@ fn compaction_waits_for_writes_to_go_quiet() {
         std::thread::sleep(Duration::from_millis(20));
     }
     println!("merged under steady writes after {:?}", start.elapsed());
-    assert_eq!(c.count(), 701);
+    // On a mismatch, say which ids are missing or visible twice.
+    let missing: Vec<usize> = (0..701)
+        .filter(|i| c.get(&format!("n{i}")).unwrap().is_none())
+        .collect();
+    let mut seen = std::collections::HashMap::new();
+    c.for_each_live(|d| *seen.entry(d.id.to_string()).or_insert(0) += 1);
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert_eq!(
+        c.count(),
+        701,
+        "missing {missing:?}, visible twice {twice:?}, {:?}",
+        c.stats()
+    );
 }

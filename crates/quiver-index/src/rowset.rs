@@ -34,7 +34,7 @@ impl RowSet {
 
     /// Every row in `0..n`.
     pub fn full(n: u64) -> Self {
-        (0..n).collect()
+        RowSet::new().complement(n)
     }
 
     /// The set whose bit `r % 64` of word `r / 64` says whether row `r` is in it.
@@ -71,6 +71,18 @@ impl RowSet {
         self.words[word] |= bit;
         self.len += usize::from(fresh);
         fresh
+    }
+
+    /// Adds every row of `rows` (faster than inserting them one by one).
+    pub fn add_all(&mut self, rows: impl IntoIterator<Item = u64>) {
+        for row in rows {
+            let (word, bit) = Self::slot(row);
+            if word >= self.words.len() {
+                self.words.resize(word + 1, 0);
+            }
+            self.words[word] |= bit;
+        }
+        self.recount();
     }
 
     /// Removes `row`; returns whether it was present.

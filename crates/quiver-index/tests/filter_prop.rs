@@ -235,7 +235,7 @@ fn parser_errors_name_the_place() {
     let cases = [
         (
             json!({"must": [{"key": "n", "range": {"gt": "5"}}]}),
-            "must[0].range: gt must be a number",
+            "must[0].range: gt of key \"n\" must be a number",
         ),
         (
             json!({"should": [{"must": [{"key": "", "match": 1}]}]}),

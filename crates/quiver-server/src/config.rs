@@ -127,6 +127,7 @@ pub struct LimitsConfig {
     pub max_top_k: usize,
     pub max_json_depth: usize,
     pub max_filter_depth: usize,
+    pub max_filter_conditions: usize,
     pub max_concurrent_requests: usize,
     /// Largest snapshot archive a restore accepts (upload and unpacked size).
     pub max_snapshot_bytes: u64,
@@ -142,6 +143,7 @@ impl Default for LimitsConfig {
             max_top_k: 1000,
             max_json_depth: 32,
             max_filter_depth: 8,
+            max_filter_conditions: 1024,
             max_concurrent_requests: 512,
             max_snapshot_bytes: 64 << 30,
         }
@@ -232,6 +234,7 @@ impl Config {
             ("limits.max_top_k", l.max_top_k),
             ("limits.max_json_depth", l.max_json_depth),
             ("limits.max_filter_depth", l.max_filter_depth),
+            ("limits.max_filter_conditions", l.max_filter_conditions),
             ("limits.max_concurrent_requests", l.max_concurrent_requests),
         ];
         let m = &self.models;

@@ -173,6 +173,25 @@ pub fn filter_depth(filter: &Value) -> usize {
     deepest + usize::from(is_group)
 }
 
+/// Conditions in a filter, groups and nested ones included, each value of an `any`
+/// counting as one: what a filter costs to compile grows with it.
+pub fn filter_conditions(filter: &Value) -> usize {
+    let Value::Object(map) = filter else {
+        return 0;
+    };
+    let lists = ["must", "should", "must_not"]
+        .iter()
+        .filter_map(|k| map.get(*k).and_then(Value::as_array))
+        .flatten()
+        .map(|item| 1 + filter_conditions(item))
+        .sum::<usize>();
+    let values = map
+        .get("any")
+        .and_then(Value::as_array)
+        .map_or(0, |v| v.len().saturating_sub(1));
+    lists + values
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -203,6 +222,14 @@ mod tests {
         assert_eq!(malformed.code, "invalid_json");
         let ok: Value = parse_json(b"[[[1]]]", &limits).unwrap();
         assert_eq!(ok, json!([[[1]]]));
+    }
+
+    #[test]
+    fn filter_conditions_count_every_test_and_any_value() {
+        assert_eq!(filter_conditions(&json!({})), 0);
+        let f = json!({"must": [{"key": "a", "match": 1}, {"key": "b", "any": [1, 2, 3]}],
+            "should": [{"must_not": [{"key": "c", "range": {"gt": 1}}]}]});
+        assert_eq!(filter_conditions(&f), 2 + 2 + 2);
     }
 
     #[test]

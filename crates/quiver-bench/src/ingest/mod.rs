@@ -41,7 +41,9 @@ use crate::machine;
 use crate::metrics::Latency;
 use crate::peers::Peers;
 use crate::report::{fmt_num, table, Report};
-use crate::server::{create_and_upsert, info_fields, policy_env, settle, spawn, Loaded, Settled};
+use crate::server::{
+    create_and_upsert, info_fields, plain_metadata, policy_env, settle, spawn, Loaded, Settled,
+};
 use crate::vectors::{clustered, Vectors};
 use crate::{BenchError, Result};
 
@@ -316,9 +318,9 @@ fn measure_vectors(
         &name,
         base,
         (opts.m, opts.ef_construction),
-        opts.batch,
-        opts.clients,
+        (opts.batch, opts.clients),
         &format!("ingest: policy {policy}"),
+        &plain_metadata,
     )?;
     let latency = Latency::of(&loaded.latencies());
     eprintln!(

@@ -16,7 +16,8 @@
 //! it scores.
 //! Text hits are then resolved to the visible document of their id, which drops
 //! documents deleted since the last text commit and re-checks the filter (text keys
-//! are hashes).
+//! are hashes). The text index is committed first when writes are waiting (see `text`),
+//! so sparse and hybrid queries see every acknowledged write, as dense queries do.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -93,8 +94,8 @@ impl Collection {
         Ok((vector, text))
     }
 
-    /// Runs `q` (see [`Query`]). Text searches see the text index as of its last
-    /// commit (see [`Collection::commit_text`]); everything else sees every write.
+    /// Runs `q` (see [`Query`]). Every mode sees every write acknowledged before the
+    /// call: a text search first commits the text index if writes are waiting.
     pub fn query(&self, q: &Query) -> Result<QueryResult> {
         let (vector, text) = self.check_query(q)?;
         let mut timings = QueryTimings::default();
@@ -172,6 +173,8 @@ impl Collection {
         let t = Instant::now();
         let found = match text {
             Some(text) => {
+                // Read-your-writes: the text index holds every acknowledged write.
+                self.inner.catch_up_text()?;
                 let filtered = q.filter.is_some().then_some(&text_keys);
                 self.text_hits(filtered, text, depth)?
             }

@@ -16,7 +16,7 @@
 //! inside arrays, and keys that are empty or contain a dot (a filter key splits on dots,
 //! so it cannot name them). Compiling a filter costs the size of the postings it reads:
 //! `must` intersects, `should` unites and `must_not` complements within the rows the
-//! caller names. The one slower path is `match` on an integer beyond ±2^53, where two
+//! caller names. The one slower path is `match` on an integer of ±2^53 or beyond, where two
 //! integers can share a float: the index yields the rows whose number has that float
 //! value and the caller's `verify` evaluates the condition on each of those documents.
 //!
@@ -36,7 +36,8 @@ pub use sealed::SealedFields;
 
 use crate::RowSet;
 
-/// Integers at most this large in magnitude convert to `f64` exactly.
+/// Integers smaller than this in magnitude convert to `f64` exactly, and no other
+/// integer converts to the same float (`2^53 + 1` rounds to `2^53` itself).
 const EXACT_INT: i64 = 1 << 53;
 
 /// A scalar metadata value, as the index files it.
@@ -238,7 +239,7 @@ impl Compiler<'_> {
         match value {
             MatchValue::Str(s) => self.index.strings(path, s, out),
             MatchValue::Bool(b) => self.index.bools(path, *b, out),
-            MatchValue::Int(i) if i.unsigned_abs() <= EXACT_INT.unsigned_abs() => {
+            MatchValue::Int(i) if i.unsigned_abs() < EXACT_INT.unsigned_abs() => {
                 self.index.numbers(path, &NumRange::exactly(*i as f64), out)
             }
             MatchValue::Int(i) => {

@@ -198,17 +198,13 @@ impl Postings for SealedFields {
             return;
         };
         if let Ok(i) = f.strings.binary_search_by(|s| s.0.as_str().cmp(value)) {
-            for &row in &f.strings[i].1 {
-                out.insert(u64::from(row));
-            }
+            out.add_all(f.strings[i].1.iter().map(|&r| u64::from(r)));
         }
     }
 
     fn bools(&self, path: &str, value: bool, out: &mut RowSet) {
         if let Some(f) = self.fields.get(path) {
-            for &row in &f.bools[usize::from(value)] {
-                out.insert(u64::from(row));
-            }
+            out.add_all(f.bools[usize::from(value)].iter().map(|&r| u64::from(r)));
         }
     }
 
@@ -227,8 +223,7 @@ impl Postings for SealedFields {
             Bound::Excluded(x) => v.partition_point(|&y| y < x),
             Bound::Unbounded => v.len(),
         };
-        for &row in f.num_rows.get(start..end).unwrap_or_default() {
-            out.insert(u64::from(row));
-        }
+        let rows = f.num_rows.get(start..end).unwrap_or_default();
+        out.add_all(rows.iter().map(|&r| u64::from(r)));
     }
 }

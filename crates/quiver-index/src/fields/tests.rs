@@ -116,7 +116,7 @@ fn check(docs: &[Metadata], filter: &Filter, index: &dyn Postings) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn index_agrees_with_evaluating_each_document(

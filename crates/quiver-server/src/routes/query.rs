@@ -25,7 +25,7 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::CollectionPath;
-use crate::limits::{filter_depth, JsonBody};
+use crate::limits::{filter_conditions, filter_depth, JsonBody};
 use crate::routes::collections::MAX_TASK_BYTES;
 
 /// Hits returned when the request names no `top_k`.
@@ -86,6 +86,13 @@ fn parse_filter(req: &QueryRequest, limits: &LimitsConfig) -> Result<Option<Filt
         return Err(ApiError::bad_request(format!(
             "filter nests {depth} groups deep; the limit is {}",
             limits.max_filter_depth
+        )));
+    }
+    let conditions = filter_conditions(f);
+    if conditions > limits.max_filter_conditions {
+        return Err(ApiError::bad_request(format!(
+            "filter holds {conditions} conditions; the limit is {}",
+            limits.max_filter_conditions
         )));
     }
     let parsed = Filter::parse(f).map_err(|e| ApiError::bad_request(e.to_string()))?;

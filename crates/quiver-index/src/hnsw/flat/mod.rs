@@ -13,6 +13,7 @@
 
 mod codes;
 mod format;
+mod scan;
 mod search;
 
 use std::fs::{self, File};

@@ -68,16 +68,16 @@ thread_local! {
 
 /// Equally long rows of bytes at a fixed stride (vectors or codes), for prefetching.
 #[derive(Clone, Copy)]
-struct Rows {
-    base: *const u8,
-    stride: usize,
-    len: usize,
+pub(super) struct Rows {
+    pub(super) base: *const u8,
+    pub(super) stride: usize,
+    pub(super) len: usize,
 }
 
 impl Rows {
     /// Requests cache lines `from..to` of row `node` (clipped to the row).
     #[inline]
-    fn warm(self, node: u32, from: usize, to: usize) {
+    pub(super) fn warm(self, node: u32, from: usize, to: usize) {
         let p = self.base.wrapping_add(node as usize * self.stride);
         for line in from..to.min(self.len.div_ceil(64)) {
             prefetch(p.wrapping_add(line * 64));
@@ -89,7 +89,7 @@ impl Rows {
 const HEAD_LINES: usize = 2;
 /// How many nodes before scoring one the rest of its row is requested. Requesting
 /// whole rows for every neighbour at once was slower: the loads crowd each other out.
-const AHEAD: usize = 3;
+pub(super) const AHEAD: usize = 3;
 
 impl FlatGraph {
     /// The `k` best rows for `query` among those `filter` allows, best first (ties by
@@ -231,7 +231,7 @@ impl FlatGraph {
         hits
     }
 
-    fn codes(&self) -> Option<Codes<'_>> {
+    pub(super) fn codes(&self) -> Option<Codes<'_>> {
         let at = self.layout.codes?;
         Some(Codes::new(
             &self.words()[at..],
@@ -240,7 +240,7 @@ impl FlatGraph {
         ))
     }
 
-    fn norms(&self) -> Option<&[u32]> {
+    pub(super) fn norms(&self) -> Option<&[u32]> {
         let at = self.layout.norms?;
         Some(&self.words()[at..at + self.layout.n])
     }
