@@ -53,9 +53,6 @@ impl Collection {
         if self.inner.freeze(true)? {
             sealed |= self.inner.seal_queued()?;
         }
-        if sealed {
-            self.inner.signal_compactor();
-        }
         Ok(sealed)
     }
 
@@ -160,7 +157,7 @@ impl Inner {
         }
     }
 
-    pub(super) fn signal_compactor(&self) {
+    fn signal_compactor(&self) {
         if !self.opts.background_compaction {
             return;
         }
@@ -170,7 +167,7 @@ impl Inner {
         }
     }
 
-    /// Seals the frozen memtable, if one waits. On failure it stays frozen and
+    /// Seals the frozen memtable, if one waits, and makes a compaction due. On failure it stays frozen and
     /// searchable, and writes stop waiting for it until a later attempt succeeds.
     pub(super) fn seal_queued(&self) -> Result<bool> {
         let mut manifest = self.maint.lock();
@@ -186,6 +183,11 @@ impl Inner {
         let result = self
             .check_writable()
             .and_then(|()| self.seal_frozen(&frozen, &mut manifest, checkpoint));
+        if result.is_ok() {
+            // Before `sealing` clears, so `wait_idle` never sees a gap between the
+            // seal and the compaction it makes due.
+            self.signal_compactor();
+        }
         self.counters.sealing.store(false, Ordering::Release);
         self.counters.seal_done(start.elapsed(), result.is_ok());
         self.seal_failing.store(result.is_err(), Ordering::Release);

@@ -224,12 +224,7 @@ fn sealer(weak: &Weak<Inner>, rx: &Receiver<()>, interval: Duration) {
         let due = retry_at.is_none_or(|(at, _)| Instant::now() >= at);
         if due {
             match inner.seal_queued() {
-                Ok(sealed) => {
-                    retry_at = None;
-                    if sealed {
-                        inner.signal_compactor();
-                    }
-                }
+                Ok(_) => retry_at = None,
                 Err(e) => {
                     let pause = retry_at
                         .map_or(Duration::from_secs(1), |(_, p)| (p * 2).min(MAX_SEAL_RETRY));
