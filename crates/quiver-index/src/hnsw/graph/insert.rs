@@ -6,13 +6,16 @@
 //! diversity heuristic (a candidate is dropped when a kept one is closer to it than the
 //! new node is), links to them, and links each of them back. A full neighbour list is
 //! re-chosen by the same heuristic over its links plus the new one, so lists stay
-//! bounded (`2M` on level 0, `M` above) and spread in direction.
+//! bounded (`2M` on level 0, `M` above) and spread in direction. At 128 dimensions and
+//! more the walks score the nodes' 8-bit codes and the kept candidates are scored again
+//! exactly before the heuristic runs (see `codes`).
 //!
 //! Each node has its own lock, taken only to rewrite that node's links; walks take no
 //! locks (see `store`). An insert that raises the top level holds the graph's `grow`
 //! lock throughout, so two such inserts never race for the entry point.
 
 use super::super::near::Near;
+use super::score::{Coded, Exact, Score};
 use super::walk::{with_scratch, Scratch};
 use super::{Entry, Graph};
 
@@ -54,19 +57,46 @@ impl Graph {
 
     fn link_in(&self, s: &mut Scratch, node: u32, level: usize, entry: Entry) {
         let q = self.store.vector(node);
+        if self.store.coded() {
+            self.link_in_by(s, &Coded::new(self, q), node, level, entry);
+        } else {
+            let exact = Exact {
+                graph: self,
+                query: q,
+            };
+            self.link_in_by(s, &exact, node, level, entry);
+        }
+    }
+
+    /// Walks by `score`, then links `node` by exact distances to what the walks kept.
+    fn link_in_by(
+        &self,
+        s: &mut Scratch,
+        score: &impl Score,
+        node: u32,
+        level: usize,
+        entry: Entry,
+    ) {
+        let q = self.store.vector(node);
         let start = Near {
-            dist: self.dist(q, self.store.vector(entry.node)),
+            dist: score.dist(entry.node),
             node: entry.node,
         };
-        let mut cur = self.descend(s, q, start, entry.level, level);
+        let mut cur = self.descend(s, score, start, entry.level, level);
         for l in (0..=level.min(entry.level)).rev() {
-            self.search_level(s, q, cur, self.ef_construction, l, None);
+            self.search_level(s, score, cur, self.ef_construction, l, None);
             let mut found = std::mem::take(&mut s.picked);
             found.clear();
-            found.extend(s.results.drain().filter(|n| n.node != node));
+            found.extend(s.results.drain().filter(|n| n.node != node).map(|n| Near {
+                dist: self.dist(q, self.store.vector(n.node)),
+                node: n.node,
+            }));
             found.sort_unstable();
             if let Some(&closest) = found.first() {
-                cur = closest;
+                cur = Near {
+                    dist: score.dist(closest.node),
+                    node: closest.node,
+                };
             }
             let mut chosen = std::mem::take(&mut s.ids);
             self.select(&found, self.m, &mut chosen);

@@ -9,7 +9,9 @@
 //! Euclidean distance does), so a hit's score is the negated distance and equals
 //! [`crate::exact_search`]'s.
 
+mod codes;
 mod insert;
+mod score;
 mod store;
 mod walk;
 
@@ -18,6 +20,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 use quiver_core::Distance;
 
+use self::score::Exact;
 use self::store::Store;
 use self::walk::with_scratch;
 use super::near::Near;
@@ -64,7 +67,7 @@ impl Graph {
     pub(crate) fn new(dim: usize, distance: Distance, m: usize, ef_construction: usize) -> Graph {
         let cap0 = 2 * m;
         Graph {
-            store: Store::new(dim, cap0, m),
+            store: Store::new(dim, cap0, m, dim >= codes::MIN_DIM),
             dim,
             distance,
             isa: Isa::detect(),
@@ -132,13 +135,17 @@ impl Graph {
         };
         let by_node = allows.map(|a| move |node: u32| a(self.store.key(node)));
         let by_node = by_node.as_ref().map(|f| f as &dyn Fn(u32) -> bool);
+        let exact = Exact {
+            graph: self,
+            query: q,
+        };
         with_scratch(|s| {
             let start = Near {
                 dist: self.dist(q, self.store.vector(entry.node)),
                 node: entry.node,
             };
-            let cur = self.descend(s, q, start, entry.level, 0);
-            self.search_level(s, q, cur, ef, 0, by_node);
+            let cur = self.descend(s, &exact, start, entry.level, 0);
+            self.search_level(s, &exact, cur, ef, 0, by_node);
             s.results
                 .drain()
                 .map(|n| (self.store.key(n.node), n.dist))

@@ -6,7 +6,8 @@
 //! a chunk is allocated once, the first time a node in it is created, and stays where it
 //! is until the graph is dropped. Finding a node's chunk is a leading-zero count, and
 //! inside a chunk every array has a fixed stride, as in hnswlib's single level-0 block:
-//! the vector at `slot × dim`, the level-0 link record at `slot × (1 + 2M)`.
+//! the vector at `slot × dim`, the level-0 link record at `slot × (1 + 2M)`, and, when
+//! the graph keeps codes, the node's code record at `slot × code_stride` (see `codes`).
 //!
 //! Concurrency: a node's vector, key and level are written once, by the inserting
 //! thread, before any link to the node exists. Link records are atomics: writers hold
@@ -21,6 +22,7 @@ use std::sync::OnceLock;
 
 use parking_lot::{Mutex, MutexGuard};
 
+use super::codes::{self, CodeRecord};
 use crate::simd::prefetch;
 
 /// log2 of the first chunk's node count.
@@ -50,6 +52,8 @@ unsafe fn zeroed<Z: Clone + Default, T>(len: usize) -> Box<[T]> {
 
 struct Chunk {
     vectors: Box<[UnsafeCell<f32>]>,
+    /// Per node: its code record (empty when the graph keeps no codes).
+    codes: Box<[UnsafeCell<u8>]>,
     keys: Box<[AtomicU64]>,
     /// Per node: link count, then `cap0` slots.
     links0: Box<[AtomicU32]>,
@@ -59,12 +63,13 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn new(len: usize, dim: usize, cap0: usize) -> Chunk {
-        // SAFETY: UnsafeCell<f32> is repr(transparent) over f32, AtomicU64 and AtomicU32
+    fn new(len: usize, dim: usize, cap0: usize, code_stride: usize) -> Chunk {
+        // SAFETY: UnsafeCell<T> is repr(transparent) over T, AtomicU64 and AtomicU32
         // have the layout of u64 and u32; zero is a valid value of each.
         unsafe {
             Chunk {
                 vectors: zeroed::<f32, _>(len * dim),
+                codes: zeroed::<u8, _>(len * code_stride),
                 keys: zeroed::<u64, _>(len),
                 links0: zeroed::<u32, _>(len * (1 + cap0)),
                 upper: (0..len).map(|_| OnceLock::new()).collect(),
@@ -74,9 +79,9 @@ impl Chunk {
     }
 }
 
-// SAFETY: the only non-Sync field is `vectors`; each node's vector is written once, by
-// the thread that created the node, before the node's id is published (see the module
-// docs), and only read afterwards.
+// SAFETY: the only non-Sync fields are `vectors` and `codes`; each node's vector and
+// codes are written once, by the thread that created the node, before the node's id is
+// published (see the module docs), and only read afterwards.
 unsafe impl Sync for Chunk {}
 
 /// The nodes of one graph.
@@ -84,17 +89,25 @@ pub(super) struct Store {
     dim: usize,
     cap0: usize,
     capu: usize,
+    /// Bytes of a node's code record; 0 when the graph keeps no codes.
+    code_stride: usize,
     chunks: [OnceLock<Chunk>; CHUNKS],
 }
 
 impl Store {
-    pub(super) fn new(dim: usize, cap0: usize, capu: usize) -> Store {
+    pub(super) fn new(dim: usize, cap0: usize, capu: usize, coded: bool) -> Store {
         Store {
             dim,
             cap0,
             capu,
+            code_stride: if coded { codes::stride(dim) } else { 0 },
             chunks: std::array::from_fn(|_| OnceLock::new()),
         }
+    }
+
+    /// Whether nodes carry code records.
+    pub(super) fn coded(&self) -> bool {
+        self.code_stride > 0
     }
 
     #[inline]
@@ -111,12 +124,21 @@ impl Store {
     pub(super) fn create(&self, node: u32, key: u64, vector: &[f32], level: usize) {
         let (c, slot) = locate(node);
         let len = (1usize << FIRST_SHIFT) << c;
-        let chunk = self.chunks[c].get_or_init(|| Chunk::new(len, self.dim, self.cap0));
+        let chunk =
+            self.chunks[c].get_or_init(|| Chunk::new(len, self.dim, self.cap0, self.code_stride));
         let at = slot * self.dim;
         for (cell, &x) in chunk.vectors[at..at + self.dim].iter().zip(vector) {
             // SAFETY: node ids are handed out once, so no other thread writes this
             // vector, and none reads it before the node is linked (after this returns).
             unsafe { *cell.get() = x };
+        }
+        if self.coded() {
+            let cells = &chunk.codes[slot * self.code_stride..(slot + 1) * self.code_stride];
+            // SAFETY: as for the vector above; UnsafeCell<u8> has u8's layout.
+            let record = unsafe {
+                std::slice::from_raw_parts_mut(UnsafeCell::raw_get(cells.as_ptr()), cells.len())
+            };
+            codes::encode(vector, record);
         }
         chunk.keys[slot].store(key, Ordering::Relaxed);
         if level > 0 {
@@ -134,6 +156,18 @@ impl Store {
         // SAFETY: UnsafeCell<f32> has f32's layout, and the vector is no longer written
         // once the node can be reached (see `create`).
         unsafe { std::slice::from_raw_parts(cells.as_ptr().cast::<f32>(), self.dim) }
+    }
+
+    /// The code record of a created node, in a graph that keeps codes.
+    #[inline]
+    pub(super) fn codes(&self, node: u32) -> CodeRecord<'_> {
+        let (chunk, slot) = self.chunk(node);
+        let cells = &chunk.codes[slot * self.code_stride..(slot + 1) * self.code_stride];
+        // SAFETY: UnsafeCell<u8> has u8's layout, and the record is no longer written
+        // once the node can be reached (see `create`).
+        CodeRecord::new(unsafe {
+            std::slice::from_raw_parts(cells.as_ptr().cast::<u8>(), cells.len())
+        })
     }
 
     /// A pointer to the vector, for prefetching (no bounds or creation checks needed:

@@ -4,8 +4,9 @@
 //! Nothing is allocated per walk. Each thread keeps one [`Scratch`]: an epoch-tagged
 //! visited set (`Visited`, which grows when the graph grew during a walk), and heaps and
 //! link buffers that keep their capacity.
-//! Each hop collects the unvisited neighbours first and starts loading their vectors,
-//! so the loads overlap instead of queueing behind each distance.
+//! Each hop collects the unvisited neighbours first and starts loading what their
+//! distances read (see `score`), so the loads overlap instead of queueing behind each
+//! distance.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -13,8 +14,8 @@ use std::collections::BinaryHeap;
 
 use super::super::near::Near;
 use super::super::visited::Visited;
+use super::score::Score;
 use super::Graph;
-use crate::simd::prefetch;
 
 #[derive(Default)]
 pub(super) struct Scratch {
@@ -58,21 +59,12 @@ const HEAD_LINES: usize = 2;
 const AHEAD: usize = 3;
 
 impl Graph {
-    /// Requests cache lines `from..to` of `node`'s vector.
-    #[inline]
-    fn warm(&self, node: u32, from: usize, to: usize) {
-        let p = self.store.vector_ptr(node).cast::<u8>();
-        for line in from..to.min((self.dim * 4).div_ceil(64)) {
-            prefetch(p.wrapping_add(line * 64));
-        }
-    }
-
     /// Greedy descent from `cur` through levels `top` down to `bottom + 1`: on each,
     /// moves to a closer neighbour until none is closer.
     pub(super) fn descend(
         &self,
         s: &mut Scratch,
-        q: &[f32],
+        q: &impl Score,
         mut cur: Near,
         top: usize,
         bottom: usize,
@@ -84,7 +76,7 @@ impl Graph {
                 s.links.clear();
                 self.store.links_into(cur.node, level, &mut s.links);
                 for &nb in &s.links {
-                    let d = self.dist(q, self.store.vector(nb));
+                    let d = q.dist(nb);
                     if d < cur.dist {
                         cur = Near { dist: d, node: nb };
                         moved = true;
@@ -103,7 +95,7 @@ impl Graph {
     pub(super) fn search_level(
         &self,
         s: &mut Scratch,
-        q: &[f32],
+        q: &impl Score,
         start: Near,
         ef: usize,
         level: usize,
@@ -127,15 +119,15 @@ impl Graph {
                 let nb = s.links[i];
                 if s.visited.insert(nb) {
                     s.fresh.push(nb);
-                    self.warm(nb, 0, HEAD_LINES);
+                    q.warm(nb, 0, HEAD_LINES);
                 }
             }
             for i in 0..s.fresh.len() {
                 if let Some(&next) = s.fresh.get(i + AHEAD) {
-                    self.warm(next, HEAD_LINES, usize::MAX);
+                    q.warm(next, HEAD_LINES, usize::MAX);
                 }
                 let nb = s.fresh[i];
-                let d = self.dist(q, self.store.vector(nb));
+                let d = q.dist(nb);
                 if s.results.len() < ef || d < bound {
                     let near = Near { dist: d, node: nb };
                     s.candidates.push(Reverse(near));
