@@ -4,6 +4,7 @@
 
 mod bert;
 mod error;
+mod kernels;
 mod model;
 pub mod qwen3;
 pub mod registry;

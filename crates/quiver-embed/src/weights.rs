@@ -100,7 +100,7 @@ impl Weights {
         self.vb.get(shape, name).map_err(|e| self.error(name, e))
     }
 
-    /// The builder, for model code that reads weights by itself (candle-transformers).
+    /// The underlying builder (the Qwen3 forward reads its dtype).
     pub(crate) fn builder(&self) -> VarBuilder<'static> {
         self.vb.clone()
     }
@@ -117,11 +117,6 @@ impl Weights {
             path,
             reason: format!("tensor {full}: {err}"),
         }
-    }
-
-    /// The single file or index this checkpoint was opened from.
-    pub(crate) fn primary(&self) -> &Path {
-        &self.primary
     }
 
     fn full(&self, name: &str) -> String {
