@@ -460,6 +460,71 @@ def filter_lancedb(args, base, queries, meta, filters, path):
             "filters": filter_queries("lancedb", search, queries, filters, args.k), "version": lancedb.__version__}
 
 
+def embed_texts(work):
+    with open(os.path.join(work, "texts.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def embed_sentence_transformers(args, texts):
+    """sentence-transformers alone: the texts encoded in its default batches."""
+    import sentence_transformers
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(args.model_dir, device="cpu")
+    model.encode(texts[:8])  # warm up outside the clock
+    start = time.perf_counter()
+    model.encode(texts, batch_size=32)
+    return {"what": "SentenceTransformer.encode, batches of 32", "seconds": time.perf_counter() - start,
+            "version": sentence_transformers.__version__}
+
+
+def embed_chroma(args, texts):
+    """Chroma embedded, its collection embedding with sentence-transformers on add."""
+    import chromadb
+    from chromadb.utils.embedding_functions import SentenceTransformerEmbeddingFunction
+
+    path = os.path.join(args.work, "chroma-embed-db")
+    shutil.rmtree(path, ignore_errors=True)
+    client = chromadb.PersistentClient(path=path)
+    ef = SentenceTransformerEmbeddingFunction(model_name=args.model_dir, device="cpu")
+    ef(texts[:8])  # loads and warms the model outside the clock
+    coll = client.create_collection("embed", embedding_function=ef)
+    start = time.perf_counter()
+    for first in range(0, len(texts), args.batch):
+        chunk = texts[first:first + args.batch]
+        coll.add(ids=[str(first + i) for i in range(len(chunk))], documents=chunk)
+    return {"what": f"Chroma collection with SentenceTransformerEmbeddingFunction, add in batches of {args.batch}",
+            "seconds": time.perf_counter() - start, "version": chromadb.__version__}
+
+
+def cmd_ingest_embed_one(args):
+    """One system of `ingest-embed`, in this process; writes DIR/<system>.json."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    texts = embed_texts(args.work)
+    one = {"sentence-transformers": embed_sentence_transformers, "chroma": embed_chroma}[args.system]
+    result = one(args, texts)
+    result["documents"] = len(texts)
+    with open(os.path.join(args.work, f"{args.system}.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f)
+
+
+def cmd_ingest_embed(args):
+    """Embedding on ingest: sentence-transformers alone and Chroma with it, each in its own process."""
+    answer = {"versions": {}}
+    for system in ("sentence-transformers", "chroma"):
+        subprocess.run([sys.executable, os.path.abspath(__file__), "ingest-embed-one", "--system", system,
+                        "--work", args.work, "--model-dir", args.model_dir, "--batch", str(args.batch),
+                        "--threads", str(args.threads)], check=True)
+        with open(os.path.join(args.work, f"{system}.json"), encoding="utf-8") as f:
+            result = json.load(f)
+        answer["versions"][system] = result.pop("version")
+        answer[system] = result
+        log(f"{system}: {result['documents'] / result['seconds']:.1f} docs/s embedded on ingest")
+    write_answer(args.work, answer)
+
+
 def load_npy(work, name):
     import numpy as np
 
@@ -606,19 +671,26 @@ def main():
     ingest = sub.add_parser("ingest")
     ingest_one = sub.add_parser("ingest-one")
     ingest_one.add_argument("--system", choices=["hnswlib", "chroma", "lancedb"], required=True)
+    ingest_embed = sub.add_parser("ingest-embed")
+    ingest_embed_one = sub.add_parser("ingest-embed-one")
+    ingest_embed_one.add_argument("--system", choices=["sentence-transformers", "chroma"], required=True)
+    for p in (ingest_embed, ingest_embed_one):
+        p.add_argument("--model-dir", required=True)
+        p.add_argument("--batch", type=int, default=256)
     for p in (db, one, filt, filt_one, ingest, ingest_one):
         p.add_argument("--m", type=int, default=16)
         p.add_argument("--ef-construction", type=int, default=200)
         p.add_argument("--efs", default="16,32,64,128,256")
         p.add_argument("--k", type=int, default=10)
         p.add_argument("--batch", type=int, default=1000)
-    for p in (ir, ann, emb, db, one, filt, filt_one, ingest, ingest_one):
+    for p in (ir, ann, emb, db, one, filt, filt_one, ingest, ingest_one, ingest_embed, ingest_embed_one):
         p.add_argument("--work", required=True)
         p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     {"ir": cmd_ir, "ann": cmd_ann, "embed": cmd_embed, "db": cmd_db, "db-one": cmd_one, "filter": cmd_filter,
      "filter-one": cmd_one, "ingest": cmd_ingest,
-     "ingest-one": cmd_one}[args.bench](args)
+     "ingest-one": cmd_one, "ingest-embed": cmd_ingest_embed,
+     "ingest-embed-one": cmd_ingest_embed_one}[args.bench](args)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@
 //!    vectors into a collection embedding with `model` (0 skips this).
 //!
 //! With peers ([`crate::ingest_peers`]), hnswlib's graph build rate, Chroma's and LanceDB's
-//! ingest of the same vectors, and Quiver's docs/s under each policy against each.
+//! ingest of the same vectors, and Quiver's docs/s under each policy against each; for the
+//! embedding runs ([`embed_peers`]), sentence-transformers alone and Chroma embedding with
+//! it, on the same texts and model.
 //!
 //! `results.runs` rows: `{policy, mode, documents, seconds, docs_per_s}`; rows of mode
 //! `vectors` add `latency: {p50_ms, p99_ms, max_ms, max_over_p50}`, `batches: [{start_s,
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant};
 use quiver_client::Client;
 use serde_json::{json, Value};
 
+pub mod embed_peers;
 mod report;
 
 use crate::beir::Dataset;
@@ -296,13 +299,19 @@ fn post_all(
     Ok(start.elapsed().as_secs_f64())
 }
 
+/// `n` texts of the corpus (cycled).
+fn texts(data: &Dataset, n: usize) -> Vec<&str> {
+    (0..n)
+        .map(|i| data.docs[i % data.docs.len()].text.as_str())
+        .collect()
+}
+
 /// `n` documents of the corpus's texts (cycled), without vectors.
 fn documents(data: &Dataset, n: usize) -> Vec<Value> {
-    (0..n)
-        .map(|i| {
-            let d = &data.docs[i % data.docs.len()];
-            json!({"id": format!("embedding-{i}"), "text": d.text})
-        })
+    texts(data, n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| json!({"id": format!("embedding-{i}"), "text": text}))
         .collect()
 }
 
@@ -436,7 +445,28 @@ pub fn run(opts: &IngestOptions) -> Result<Report> {
         }
         _ => None,
     };
-    Ok(report::report(opts, base.as_ref(), &measured, peers))
+    let embedding_peers = match (&opts.peers, data.as_ref(), &opts.target) {
+        (Some(p), Some(d), Target::Spawn { data_dir, .. }) => {
+            let model_dir = crate::ir::require_model(data_dir, &opts.model)?;
+            let texts = texts(d, opts.sizes.embed_docs);
+            eprintln!("ingest: embedding peers on the same {} texts", texts.len());
+            Some(embed_peers::run(
+                p,
+                &model_dir,
+                &texts,
+                opts.embed_batch,
+                machine::cores(),
+            )?)
+        }
+        _ => None,
+    };
+    Ok(report::report(
+        opts,
+        base.as_ref(),
+        &measured,
+        peers,
+        embedding_peers,
+    ))
 }
 
 #[cfg(test)]

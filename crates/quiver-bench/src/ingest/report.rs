@@ -9,6 +9,7 @@ pub(super) fn report(
     base: Option<&(Vectors, String)>,
     measured: &Measured,
     peers: Option<(Value, Vec<IngestPeer>)>,
+    embedding_peers: Option<(Value, Vec<embed_peers::EmbedPeer>)>,
 ) -> Report {
     let mut md = String::new();
     let mut rows: Vec<Value> = measured.vectors.iter().map(VectorRun::json).collect();
@@ -100,8 +101,26 @@ pub(super) fn report(
             .map(|r| (r.policy.clone(), r.docs_per_s()))
             .collect();
         comparison = ingest_peers::compare(&ours, runs, n);
-    } else {
-        md.push_str("\nNo peers (run with --peers for hnswlib, Chroma and LanceDB).\n");
+    } else if opts.peers.is_none() {
+        md.push_str(
+            "\nNo peers (run with --peers for hnswlib, Chroma and LanceDB, and for \
+             sentence-transformers and Chroma embedding).\n",
+        );
+    }
+    if let Some((_, runs)) = &embedding_peers {
+        md.push_str(&embed_peers::markdown(runs));
+        md.push_str("\nGoal: embedding on ingest at least as fast as the better of the two.\n");
+        let ours: Vec<(String, f64)> = measured
+            .embedding
+            .iter()
+            .map(|r| (r.policy.clone(), r.docs_per_s()))
+            .collect();
+        comparison.extend(embed_peers::compare(&ours, runs));
+    }
+    let mut peer_json = peers.map(|(v, _)| v);
+    if let Some((v, _)) = embedding_peers {
+        let all = peer_json.get_or_insert_with(|| json!({}));
+        all["embedding_peers"] = v;
     }
     let target = match &opts.target {
         Target::Url(u) => json!({"url": u}),
@@ -119,7 +138,7 @@ pub(super) fn report(
         "ingest",
         parameters,
         json!({"runs": rows}),
-        peers.map(|(v, _)| v),
+        peer_json,
         &comparison,
         md,
     )
