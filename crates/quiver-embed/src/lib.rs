@@ -17,6 +17,6 @@ pub use bert::BertEmbedder;
 pub use error::{EmbedError, Result};
 pub use model::{truncate_normalize, Reranker, TextEmbedder};
 pub use qwen3::{ModelOptions, Precision, Qwen3Embedder, Qwen3Reranker};
-pub use registry::ModelRegistry;
+pub use registry::{ModelRegistry, Role};
 pub use service::{EmbedService, Pending, Priority, RerankService, ServiceConfig, ServiceStats};
 pub use tokenizer::TextTokenizer;

@@ -15,6 +15,24 @@ use crate::{
     ServiceConfig, ServiceStats, TextEmbedder,
 };
 
+/// What a model serves as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Embedding,
+    Reranking,
+}
+
+/// The role an installed model's checkpoint can serve: BERT checkpoints embed; a Qwen3
+/// checkpoint reranks when its name says so (`Qwen3-Reranker-…`), else it embeds.
+fn role_of(name: &str, model_type: &str) -> Option<Role> {
+    match model_type {
+        "bert" => Some(Role::Embedding),
+        "qwen3" if name.to_ascii_lowercase().contains("rerank") => Some(Role::Reranking),
+        "qwen3" => Some(Role::Embedding),
+        _ => None,
+    }
+}
+
 /// The models a process has loaded, keyed by name.
 pub struct ModelRegistry {
     data_dir: PathBuf,
@@ -103,6 +121,22 @@ impl ModelRegistry {
         out
     }
 
+    /// Names of the installed models that can serve `role`, as [`resolve::list`] finds
+    /// them (the data directory first, then the Hugging Face cache), without duplicates.
+    pub fn installed(&self, role: Role) -> Result<Vec<String>> {
+        let mut names: Vec<String> = Vec::new();
+        for m in resolve::list(&self.data_dir)? {
+            let name = m.location.name;
+            let fits = m
+                .architecture
+                .is_some_and(|a| role_of(&name, &a.model_type) == Some(role));
+            if fits && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
     fn config_for(&self, name: &str) -> ServiceConfig {
         ServiceConfig {
             model_name: name.to_string(),
@@ -130,5 +164,24 @@ fn unsupported(name: &str, kind: &str, expected: &str) -> EmbedError {
     EmbedError::NotAvailable {
         name: name.to_string(),
         reason: format!("architecture {kind:?} is not supported here (expected {expected})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_follow_architecture_and_name() {
+        assert_eq!(role_of("a/b", "bert"), Some(Role::Embedding));
+        assert_eq!(
+            role_of("Qwen/Qwen3-Embedding-0.6B", "qwen3"),
+            Some(Role::Embedding)
+        );
+        assert_eq!(
+            role_of("Qwen/Qwen3-Reranker-0.6B", "qwen3"),
+            Some(Role::Reranking)
+        );
+        assert_eq!(role_of("a/b", "llama"), None);
     }
 }

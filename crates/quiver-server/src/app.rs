@@ -149,6 +149,7 @@ pub fn router(state: AppState) -> Router {
             "/snapshots/{snapshot}",
             get(routes::snapshots::download_db).delete(routes::snapshots::delete_db),
         )
+        .route("/", post(models::root_tei))
         .route("/embed", post(models::embed_tei))
         .route("/rerank", post(models::rerank_tei))
         .route("/v1/embeddings", post(models::embeddings_openai))

@@ -26,6 +26,7 @@ use crate::routes::{collections, documents, health, models, query, snapshots};
         query::query,
         models::embed_tei,
         models::rerank_tei,
+        models::root_tei,
         models::embeddings_openai,
         snapshots::create,
         snapshots::list,

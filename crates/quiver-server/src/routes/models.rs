@@ -2,14 +2,20 @@
 //! `POST /rerank` as text-embeddings-inference answers them, and `POST /v1/embeddings`
 //! as the OpenAI embeddings API does (with `dimensions` for Matryoshka truncation).
 //!
+//! `POST /` answers as text-embeddings-inference's root route does: a body with `query`
+//! and `texts` is a rerank request, any other an embed request.
+//!
 //! A request may name its model (`model`); otherwise the `[models]` defaults of
-//! `server.toml` apply. Models load from `<data_dir>/models` on first use. Vectors are
-//! always unit length, before and after truncation to `dimensions`.
+//! `server.toml` apply, and without a default the one installed model that can serve
+//! the request (so a stock TEI or OpenAI client, which names none, just works). Models
+//! load from `<data_dir>/models` on first use. Vectors are always unit length, before and
+//! after truncation to `dimensions`.
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
-use quiver_embed::{truncate_normalize, ModelRegistry, Priority};
+use quiver_embed::{truncate_normalize, ModelRegistry, Priority, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -176,17 +182,35 @@ fn check_instruction(field: &str, value: &Option<String>) -> Result<(), ApiError
     }
 }
 
-/// The request's model, else the configured default, else a 422 saying how to set one.
+/// The request's model, else the configured default, else the only installed model of
+/// `role`; a 422 saying how to choose one otherwise.
 fn model_name(
     asked: Option<String>,
     default: &Option<String>,
-    role: &str,
+    models: &ModelRegistry,
+    role: Role,
 ) -> Result<String, ApiError> {
-    asked.or_else(|| default.clone()).ok_or_else(|| {
-        ApiError::unprocessable(format!(
-            "no {role} model named: pass \"model\", or set [models] {role} in server.toml"
-        ))
-    })
+    if let Some(name) = asked.or_else(|| default.clone()) {
+        return Ok(name);
+    }
+    let key = match role {
+        Role::Embedding => "embedding",
+        Role::Reranking => "reranker",
+    };
+    let installed = models.installed(role).map_err(model_error)?;
+    match installed.as_slice() {
+        [only] => Ok(only.clone()),
+        [] => Err(ApiError::unprocessable(format!(
+            "no {key} model named and none installed: pass \"model\" after `quiver models pull`, \
+             or set [models] {key} in server.toml"
+        ))),
+        many => Err(ApiError::unprocessable(format!(
+            "no {key} model named and {} installed ({}): pass \"model\", or set [models] {key} \
+             in server.toml",
+            many.len(),
+            many.join(", ")
+        ))),
+    }
 }
 
 /// Embeds `texts` with model `name`, truncated to `dimensions`; also counts tokens.
@@ -236,6 +260,10 @@ pub async fn embed_tei(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<EmbedRequest>,
 ) -> Result<Json<Vec<Vec<f32>>>, ApiError> {
+    embed_texts(state, req).await
+}
+
+async fn embed_texts(state: AppState, req: EmbedRequest) -> Result<Json<Vec<Vec<f32>>>, ApiError> {
     if req.normalize == Some(false) {
         return Err(ApiError::unprocessable(
             "normalize: false is not supported: Quiver's vectors are always unit length",
@@ -243,7 +271,12 @@ pub async fn embed_tei(
     }
     check_instruction("task", &req.task)?;
     let texts = texts(req.inputs, "inputs", &state.limits)?;
-    let name = model_name(req.model, &state.default_models.embedding, "embedding")?;
+    let name = model_name(
+        req.model,
+        &state.default_models.embedding,
+        &state.models,
+        Role::Embedding,
+    )?;
     let models = state.models.clone();
     let (vectors, _) =
         blocking(move || embed(&models, &name, &texts, req.task.as_deref(), req.dimensions))
@@ -261,10 +294,42 @@ pub async fn rerank_tei(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<RerankRequest>,
 ) -> Result<Json<Vec<RankOut>>, ApiError> {
+    rerank_texts(state, req).await
+}
+
+/// Embed or rerank as text-embeddings-inference's root route does: a body with `query`
+/// and `texts` is a `/rerank` request, any other an `/embed` request.
+#[utoipa::path(post, path = "/", tag = "models",
+    request_body(content = serde_json::Value,
+        description = "an `/embed` body, or a `/rerank` body (`query` and `texts`)"),
+    responses((status = 200, description = "as `/embed` or `/rerank` answers"),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn root_tei(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let rerank = body.get("query").is_some() && body.get("texts").is_some();
+    let invalid = |e: serde_json::Error| ApiError::invalid_json(format!("invalid request: {e}"));
+    if rerank {
+        let req = serde_json::from_value(body).map_err(invalid)?;
+        Ok(rerank_texts(state, req).await?.into_response())
+    } else {
+        let req = serde_json::from_value(body).map_err(invalid)?;
+        Ok(embed_texts(state, req).await?.into_response())
+    }
+}
+
+async fn rerank_texts(state: AppState, req: RerankRequest) -> Result<Json<Vec<RankOut>>, ApiError> {
     check_instruction("instruction", &req.instruction)?;
     check_texts(std::slice::from_ref(&req.query), "query", &state.limits)?;
     check_texts(&req.texts, "texts", &state.limits)?;
-    let name = model_name(req.model, &state.default_models.reranker, "reranker")?;
+    let name = model_name(
+        req.model,
+        &state.default_models.reranker,
+        &state.models,
+        Role::Reranking,
+    )?;
     let models = state.models.clone();
     let (query, texts, instruction) = (req.query, req.texts, req.instruction);
     let scores = blocking(move || {
@@ -317,7 +382,12 @@ pub async fn embeddings_openai(
         }
     };
     let texts = texts(req.input, "input", &state.limits)?;
-    let name = model_name(req.model, &state.default_models.embedding, "embedding")?;
+    let name = model_name(
+        req.model,
+        &state.default_models.embedding,
+        &state.models,
+        Role::Embedding,
+    )?;
     let models = state.models.clone();
     let model = name.clone();
     let dimensions = req.dimensions;
