@@ -167,6 +167,8 @@ pub struct ModelsConfig {
     pub max_queued_items: usize,
     /// Query embeddings cached per model (0 disables the cache).
     pub query_cache_entries: usize,
+    /// Threads of each model's own pool (0: one per core).
+    pub threads: usize,
 }
 
 impl Default for ModelsConfig {
@@ -179,6 +181,7 @@ impl Default for ModelsConfig {
             max_batch_items: service.max_batch_items,
             max_queued_items: service.max_queued_items,
             query_cache_entries: service.cache_entries,
+            threads: service.threads,
         }
     }
 }
@@ -191,6 +194,7 @@ impl ModelsConfig {
             max_batch_items: self.max_batch_items,
             max_queued_items: self.max_queued_items,
             cache_entries: self.query_cache_entries,
+            threads: self.threads,
             ..ServiceConfig::default()
         }
     }

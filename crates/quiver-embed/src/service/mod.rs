@@ -47,6 +47,10 @@ pub struct ServiceConfig {
     pub max_queued_items: usize,
     /// Query embeddings kept in the LRU cache (0 disables it).
     pub cache_entries: usize,
+    /// Threads of the model's own pool, which its batches run on (0: one per core).
+    /// The pool is the model's alone, so graph builds on the shared pool never queue
+    /// behind a batch, nor a batch behind them.
+    pub threads: usize,
 }
 
 impl Default for ServiceConfig {
@@ -59,6 +63,7 @@ impl Default for ServiceConfig {
             max_batch_items: 64,
             max_queued_items: 4096,
             cache_entries: 1024,
+            threads: 0,
         }
     }
 }

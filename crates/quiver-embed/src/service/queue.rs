@@ -94,9 +94,17 @@ impl<M: BatchModel> Batcher<M> {
             work: Condvar::new(),
         });
         let for_worker = Arc::clone(&shared);
+        let name = shared.config.model_name.clone();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(shared.config.threads)
+            .thread_name(move |i| format!("quiver-model-{name}-{i}"))
+            .build()
+            .map_err(|e| EmbedError::Inference(format!("cannot start model threads: {e}")))?;
+        // The worker drives batches from inside the pool, so every parallel step of a
+        // forward pass (products, attention heads) runs on the model's threads.
         let worker = std::thread::Builder::new()
             .name(format!("quiver-model-{}", shared.config.model_name))
-            .spawn(move || work(&for_worker))
+            .spawn(move || pool.install(|| work(&for_worker)))
             .map_err(|e| EmbedError::Inference(format!("cannot start model worker: {e}")))?;
         Ok(Self {
             shared,

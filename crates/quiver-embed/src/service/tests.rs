@@ -96,6 +96,7 @@ fn config(budget: usize, queue: usize) -> ServiceConfig {
         max_batch_items: 64,
         max_queued_items: queue,
         cache_entries: 16,
+        threads: 1,
     }
 }
 
