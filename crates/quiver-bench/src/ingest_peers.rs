@@ -42,14 +42,19 @@ impl IngestPeer {
     }
 }
 
+/// The entry of peer `name` in a peer answer.
+pub(crate) fn entry<'a>(answer: &'a Value, name: &str) -> Result<&'a Value> {
+    answer
+        .get(name)
+        .ok_or_else(|| BenchError::Peer(format!("no {name} in the peer answer")))
+}
+
 /// Reads every peer of `answer`.
 pub fn read(answer: &Value) -> Result<Vec<IngestPeer>> {
     NAMES
         .iter()
         .map(|name| {
-            let sys = answer
-                .get(name)
-                .ok_or_else(|| BenchError::Peer(format!("no {name} in the peer answer")))?;
+            let sys = entry(answer, name)?;
             let f = |k: &str| sys[k].as_f64().unwrap_or(0.0);
             Ok(IngestPeer {
                 name: name.to_string(),

@@ -16,6 +16,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::ingest_peers::entry;
 use crate::peers::Peers;
 use crate::report::{fmt_num, table, Comparison};
 use crate::{BenchError, Result};
@@ -44,9 +45,7 @@ pub fn read(answer: &Value) -> Result<Vec<EmbedPeer>> {
     NAMES
         .iter()
         .map(|name| {
-            let sys = answer
-                .get(name)
-                .ok_or_else(|| BenchError::Peer(format!("no {name} in the peer answer")))?;
+            let sys = entry(answer, name)?;
             Ok(EmbedPeer {
                 name: name.to_string(),
                 what: sys["what"].as_str().unwrap_or("?").to_string(),

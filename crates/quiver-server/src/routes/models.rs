@@ -184,20 +184,15 @@ fn check_instruction(field: &str, value: &Option<String>) -> Result<(), ApiError
 
 /// The request's model, else the configured default, else the only installed model of
 /// `role`; a 422 saying how to choose one otherwise.
-fn model_name(
-    asked: Option<String>,
-    default: &Option<String>,
-    models: &ModelRegistry,
-    role: Role,
-) -> Result<String, ApiError> {
+fn model_for(state: &AppState, asked: Option<String>, role: Role) -> Result<String, ApiError> {
+    let (default, key) = match role {
+        Role::Embedding => (&state.default_models.embedding, "embedding"),
+        Role::Reranking => (&state.default_models.reranker, "reranker"),
+    };
     if let Some(name) = asked.or_else(|| default.clone()) {
         return Ok(name);
     }
-    let key = match role {
-        Role::Embedding => "embedding",
-        Role::Reranking => "reranker",
-    };
-    let installed = models.installed(role).map_err(model_error)?;
+    let installed = state.models.installed(role).map_err(model_error)?;
     match installed.as_slice() {
         [only] => Ok(only.clone()),
         [] => Err(ApiError::unprocessable(format!(
@@ -271,12 +266,7 @@ async fn embed_texts(state: AppState, req: EmbedRequest) -> Result<Json<Vec<Vec<
     }
     check_instruction("task", &req.task)?;
     let texts = texts(req.inputs, "inputs", &state.limits)?;
-    let name = model_name(
-        req.model,
-        &state.default_models.embedding,
-        &state.models,
-        Role::Embedding,
-    )?;
+    let name = model_for(&state, req.model, Role::Embedding)?;
     let models = state.models.clone();
     let (vectors, _) =
         blocking(move || embed(&models, &name, &texts, req.task.as_deref(), req.dimensions))
@@ -324,12 +314,7 @@ async fn rerank_texts(state: AppState, req: RerankRequest) -> Result<Json<Vec<Ra
     check_instruction("instruction", &req.instruction)?;
     check_texts(std::slice::from_ref(&req.query), "query", &state.limits)?;
     check_texts(&req.texts, "texts", &state.limits)?;
-    let name = model_name(
-        req.model,
-        &state.default_models.reranker,
-        &state.models,
-        Role::Reranking,
-    )?;
+    let name = model_for(&state, req.model, Role::Reranking)?;
     let models = state.models.clone();
     let (query, texts, instruction) = (req.query, req.texts, req.instruction);
     let scores = blocking(move || {
@@ -382,12 +367,7 @@ pub async fn embeddings_openai(
         }
     };
     let texts = texts(req.input, "input", &state.limits)?;
-    let name = model_name(
-        req.model,
-        &state.default_models.embedding,
-        &state.models,
-        Role::Embedding,
-    )?;
+    let name = model_for(&state, req.model, Role::Embedding)?;
     let models = state.models.clone();
     let model = name.clone();
     let dimensions = req.dimensions;
