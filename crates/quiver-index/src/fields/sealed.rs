@@ -56,7 +56,46 @@ struct BodyRef<'a> {
 #[derive(Debug, Default)]
 pub struct SealedFields {
     rows: u64,
-    fields: HashMap<String, Field>,
+    fields: HashMap<String, Loaded>,
+}
+
+/// A field as queries read it: its saved postings, plus a bitset for every string or
+/// boolean list holding at least one row in [`DENSE`]. Such a bitset is no larger
+/// than its list, and a query unites it word by word instead of setting a bit per row
+/// (a boolean that half the rows hold costs 64 times less to read).
+#[derive(Debug)]
+struct Loaded {
+    field: Field,
+    string_bits: Vec<Option<RowSet>>,
+    bool_bits: [Option<RowSet>; 2],
+}
+
+/// Lists holding at least one in this many rows are kept as bitsets too.
+const DENSE: u64 = 32;
+
+impl Loaded {
+    fn new(field: Field, rows: u64) -> Self {
+        let bits = |list: &[u32]| {
+            (list.len() as u64 * DENSE >= rows).then(|| {
+                let mut set = RowSet::new();
+                set.add_rows(list);
+                set
+            })
+        };
+        Loaded {
+            string_bits: field.strings.iter().map(|(_, l)| bits(l)).collect(),
+            bool_bits: [bits(&field.bools[0]), bits(&field.bools[1])],
+            field,
+        }
+    }
+}
+
+/// Adds a list's rows to `out`, from its bitset when it has one.
+fn add(out: &mut RowSet, list: &[u32], bits: Option<&RowSet>) {
+    match bits {
+        Some(bits) => out.union(bits),
+        None => out.add_rows(list),
+    }
 }
 
 /// A field while it is being built.
@@ -115,7 +154,7 @@ impl SealedFields {
             rows,
             fields: building
                 .into_iter()
-                .map(|(path, b)| (path, b.finish()))
+                .map(|(path, b)| (path, Loaded::new(b.finish(), rows)))
                 .collect(),
         }
     }
@@ -127,7 +166,8 @@ impl SealedFields {
 
     /// Writes the index to `path` (through a temporary file, fsynced, then renamed).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut fields: Vec<(&String, &Field)> = self.fields.iter().collect();
+        let mut fields: Vec<(&String, &Field)> =
+            self.fields.iter().map(|(k, l)| (k, &l.field)).collect();
         fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let body = BodyRef {
             rows: self.rows,
@@ -187,29 +227,38 @@ impl SealedFields {
         }
         Ok(SealedFields {
             rows,
-            fields: decoded.fields.into_iter().collect(),
+            fields: decoded
+                .fields
+                .into_iter()
+                .map(|(path, f)| (path, Loaded::new(f, rows)))
+                .collect(),
         })
     }
 }
 
 impl Postings for SealedFields {
     fn strings(&self, path: &str, value: &str, out: &mut RowSet) {
-        let Some(f) = self.fields.get(path) else {
+        let Some(l) = self.fields.get(path) else {
             return;
         };
-        if let Ok(i) = f.strings.binary_search_by(|s| s.0.as_str().cmp(value)) {
-            out.add_all(f.strings[i].1.iter().map(|&r| u64::from(r)));
+        if let Ok(i) = l
+            .field
+            .strings
+            .binary_search_by(|s| s.0.as_str().cmp(value))
+        {
+            add(out, &l.field.strings[i].1, l.string_bits[i].as_ref());
         }
     }
 
     fn bools(&self, path: &str, value: bool, out: &mut RowSet) {
-        if let Some(f) = self.fields.get(path) {
-            out.add_all(f.bools[usize::from(value)].iter().map(|&r| u64::from(r)));
+        if let Some(l) = self.fields.get(path) {
+            let v = usize::from(value);
+            add(out, &l.field.bools[v], l.bool_bits[v].as_ref());
         }
     }
 
     fn numbers(&self, path: &str, range: &NumRange, out: &mut RowSet) {
-        let Some(f) = self.fields.get(path) else {
+        let Some(f) = self.fields.get(path).map(|l| &l.field) else {
             return;
         };
         let v = &f.num_values;
@@ -224,6 +273,6 @@ impl Postings for SealedFields {
             Bound::Unbounded => v.len(),
         };
         let rows = f.num_rows.get(start..end).unwrap_or_default();
-        out.add_all(rows.iter().map(|&r| u64::from(r)));
+        out.add_rows(rows);
     }
 }
