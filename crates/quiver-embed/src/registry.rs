@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::resolve::{self, read_architecture};
+use crate::resolve::{self, read_architecture, InstalledModel};
 use crate::{
     BertEmbedder, EmbedError, EmbedService, Qwen3Embedder, Qwen3Reranker, RerankService, Result,
     ServiceConfig, ServiceStats, TextEmbedder,
@@ -135,6 +135,21 @@ impl ModelRegistry {
             }
         }
         Ok(names)
+    }
+
+    /// Every installed model (as [`resolve::list`] finds them) with the role it can
+    /// serve, `None` for a checkpoint of an architecture Quiver does not run.
+    pub fn catalog(&self) -> Result<Vec<(InstalledModel, Option<Role>)>> {
+        Ok(resolve::list(&self.data_dir)?
+            .into_iter()
+            .map(|m| {
+                let role = m
+                    .architecture
+                    .as_ref()
+                    .and_then(|a| role_of(&m.location.name, &a.model_type));
+                (m, role)
+            })
+            .collect())
     }
 
     fn config_for(&self, name: &str) -> ServiceConfig {

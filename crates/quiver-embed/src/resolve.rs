@@ -64,6 +64,8 @@ pub struct Architecture {
     pub hidden_size: Option<u64>,
     /// `num_hidden_layers`, if given.
     pub num_layers: Option<u64>,
+    /// `max_position_embeddings`: the longest input in tokens, if given.
+    pub max_positions: Option<u64>,
 }
 
 /// One installed model, as [`list`] reports it.
@@ -270,6 +272,7 @@ pub fn read_architecture(config: &Path) -> Option<Architecture> {
         model_type: json.get("model_type")?.as_str()?.to_string(),
         hidden_size: json.get("hidden_size").and_then(|v| v.as_u64()),
         num_layers: json.get("num_hidden_layers").and_then(|v| v.as_u64()),
+        max_positions: json.get("max_position_embeddings").and_then(|v| v.as_u64()),
     })
 }
 

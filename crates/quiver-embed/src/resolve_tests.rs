@@ -178,7 +178,8 @@ fn list_reports_architecture_and_size() {
         Some(Architecture {
             model_type: "qwen3".into(),
             hidden_size: Some(1024),
-            num_layers: Some(28)
+            num_layers: Some(28),
+            max_positions: None,
         })
     );
     assert_eq!(models[1].architecture.as_ref().unwrap().model_type, "bert");

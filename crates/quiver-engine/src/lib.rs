@@ -44,7 +44,7 @@ mod segment_graph;
 pub mod snapshot;
 
 pub use collection::{
-    text_key, Collection, CollectionStats, LiveDoc, MaintenanceStats, SEGMENTS_DIR, TEXT_DIR,
+    text_key, Collection, CollectionStats, LiveDoc, MaintenanceStats, Page, SEGMENTS_DIR, TEXT_DIR,
     WAL_DIR,
 };
 pub use config_file::CONFIG_FILE;

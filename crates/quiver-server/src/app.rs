@@ -121,7 +121,10 @@ pub fn router(state: AppState) -> Router {
                 .get(collections::get)
                 .delete(collections::delete),
         )
-        .route("/collections/{name}/documents", post(documents::upsert))
+        .route(
+            "/collections/{name}/documents",
+            post(documents::upsert).get(documents::page),
+        )
         .route(
             "/collections/{name}/documents/{id}",
             get(documents::get).delete(documents::delete),
@@ -153,6 +156,10 @@ pub fn router(state: AppState) -> Router {
         .route("/embed", post(models::embed_tei))
         .route("/rerank", post(models::rerank_tei))
         .route("/v1/embeddings", post(models::embeddings_openai))
+        .route("/models", get(routes::installed::list))
+        .route("/console", get(routes::console::index))
+        .route("/console/", get(routes::console::index))
+        .route("/console/{file}", get(routes::console::file))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), limits::guard))

@@ -9,7 +9,8 @@
 //! | some           | read-only key, reading route    | allowed |
 //! | some           | read-write key                  | allowed |
 //!
-//! `/health` and `/ready` stay open so probes need no secret. Mutating routes are every
+//! `/health` and `/ready` stay open so probes need no secret, and so do the console's
+//! static files (`/console`). Mutating routes are every
 //! `PUT`, `POST` and `DELETE` except `POST .../query`, which only reads.
 
 use axum::extract::{Request, State};
@@ -83,7 +84,8 @@ pub fn is_mutating(method: &Method, path: &str) -> bool {
 }
 
 fn is_public(path: &str) -> bool {
-    path == "/health" || path == "/ready"
+    // The console's files hold no data: the page asks for a key before it calls the API.
+    path == "/health" || path == "/ready" || path == "/console" || path.starts_with("/console/")
 }
 
 /// Middleware: the outermost check on every request.

@@ -179,6 +179,8 @@ pub struct CollectionInfo {
     pub read_only: bool,
     /// Background seals and compactions.
     pub maintenance: MaintenanceView,
+    /// Bytes the collection takes on disk (segments, WAL, text index, manifest).
+    pub disk_bytes: u64,
 }
 
 /// What background maintenance is doing, and has done since the collection opened.
@@ -205,6 +207,14 @@ pub struct CollectionSummary {
     pub dim: usize,
     pub distance: DistanceName,
     pub count: usize,
+    /// The model that embeds texts on ingest, if any.
+    pub embedding_model: Option<String>,
+    /// The model that reranks hybrid candidates, if any.
+    pub reranker_model: Option<String>,
+    /// Live immutable segments.
+    pub segments: usize,
+    /// Bytes the collection takes on disk.
+    pub disk_bytes: u64,
 }
 
 /// Body of `GET /collections`.
@@ -264,6 +274,53 @@ pub struct DocumentOut {
     #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, Value>,
     pub vector: Vec<f32>,
+}
+
+/// A document as a page of `GET /collections/{name}/documents` lists it (no vector).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DocumentBrief {
+    pub id: String,
+    pub text: String,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Map<String, Value>,
+}
+
+/// Query of `GET /collections/{name}/documents`.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    /// Documents per page (default 50, at most 1000).
+    pub limit: Option<usize>,
+    /// Start after this id (the previous page's `next`); omitted for the first page.
+    pub after: Option<String>,
+}
+
+/// Body of `GET /collections/{name}/documents`: documents in id order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DocumentPage {
+    pub documents: Vec<DocumentBrief>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// One installed model, as `GET /models` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModelInfo {
+    /// The name collections and requests use.
+    pub name: String,
+    /// `embedding` or `reranking`; `null` for a checkpoint Quiver cannot serve.
+    pub kind: Option<String>,
+    /// Width of the model's hidden states (the embedding dimension of an embedder).
+    pub dim: Option<u64>,
+    /// Longest input the model accepts, in tokens.
+    pub max_tokens: Option<u64>,
+    /// Bytes of the model's files.
+    pub bytes: u64,
+}
+
+/// Body of `GET /models`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModelList {
+    pub models: Vec<ModelInfo>,
 }
 
 /// Answer to a document delete.

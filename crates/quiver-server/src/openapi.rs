@@ -5,7 +5,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use crate::routes::{collections, documents, health, models, query, snapshots};
+use crate::routes::{collections, documents, health, installed, models, query, snapshots};
 
 /// The API description.
 #[derive(Debug, OpenApi)]
@@ -21,6 +21,7 @@ use crate::routes::{collections, documents, health, models, query, snapshots};
         collections::delete,
         collections::flush,
         documents::upsert,
+        documents::page,
         documents::get,
         documents::delete,
         query::query,
@@ -28,6 +29,7 @@ use crate::routes::{collections, documents, health, models, query, snapshots};
         models::rerank_tei,
         models::root_tei,
         models::embeddings_openai,
+        installed::list,
         snapshots::create,
         snapshots::list,
         snapshots::download,

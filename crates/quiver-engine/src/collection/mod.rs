@@ -18,6 +18,7 @@ mod compaction;
 mod dense_query;
 #[cfg(feature = "fault-injection")]
 mod faults;
+mod listing;
 mod query;
 mod seal;
 mod text;
@@ -48,6 +49,7 @@ use crate::{config_file, CollectionOptions, EngineError, Result};
 pub const SEGMENTS_DIR: &str = "segments";
 /// Sub-directory holding WAL files.
 pub const WAL_DIR: &str = "wal";
+pub use listing::Page;
 pub use text::{text_key, TEXT_DIR};
 pub use workers::MaintenanceStats;
 

@@ -160,6 +160,7 @@ pub(crate) fn info(c: &Collection) -> CollectionInfo {
             write_stalls: stats.maintenance.write_stalls,
             write_stall_seconds: stats.maintenance.write_stall_time.as_secs_f64(),
         },
+        disk_bytes: c.disk_bytes(),
     }
 }
 
@@ -202,6 +203,10 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<CollectionList>,
                 dim: c.config().dim,
                 distance: c.config().distance.into(),
                 count: c.count(),
+                embedding_model: c.config().embedding_model.clone(),
+                reranker_model: c.config().reranker_model.clone(),
+                segments: c.stats().segments,
+                disk_bytes: c.disk_bytes(),
             })
             .collect())
     })

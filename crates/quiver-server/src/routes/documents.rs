@@ -1,18 +1,21 @@
-//! `POST /collections/{name}/documents` (upsert a batch) and
-//! `GET|DELETE /collections/{name}/documents/{id}`.
+//! `POST /collections/{name}/documents` (upsert a batch), `GET` of the same path (the
+//! documents page by page, in id order) and `GET|DELETE /collections/{name}/documents/{id}`.
 //!
 //! The whole batch is checked against the limits (batch size, id and text length,
 //! finite vectors) before the engine sees it; documents without a vector are then
 //! embedded with the collection's model, and the engine writes one WAL record for the
 //! batch (vectors included) and answers with its LSN.
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::Json;
 use quiver_engine::models::{embed_documents, NewDocument};
 
 use crate::app::AppState;
 use crate::config::LimitsConfig;
-use crate::dto::{DeleteResponse, DocumentIn, DocumentOut, UpsertRequest, UpsertResponse};
+use crate::dto::{
+    DeleteResponse, DocumentBrief, DocumentIn, DocumentOut, DocumentPage, PageQuery, UpsertRequest,
+    UpsertResponse,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{CollectionPath, DocumentPath};
 use crate::limits::JsonBody;
@@ -115,6 +118,44 @@ pub async fn upsert(
         })
         .await?;
     Ok(Json(UpsertResponse { lsn, upserted }))
+}
+
+/// Documents per page when the request names no `limit`.
+const DEFAULT_PAGE: usize = 50;
+/// The largest page.
+const MAX_PAGE: usize = 1000;
+
+/// List documents page by page, in byte order of their ids.
+#[utoipa::path(get, path = "/collections/{name}/documents", tag = "documents",
+    params(("name" = String, Path), PageQuery),
+    responses((status = 200, body = DocumentPage), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn page(
+    State(state): State<AppState>,
+    CollectionPath(name): CollectionPath,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<DocumentPage>, ApiError> {
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_PAGE}, got {limit}"
+        )));
+    }
+    let page = state
+        .with_collection(&name, move |c| Ok(c.page(q.after.as_deref(), limit)?))
+        .await?;
+    Ok(Json(DocumentPage {
+        documents: page
+            .documents
+            .into_iter()
+            .map(|d| DocumentBrief {
+                id: d.id,
+                text: d.text,
+                metadata: d.metadata,
+            })
+            .collect(),
+        next: page.next,
+    }))
 }
 
 /// Fetch one document.
