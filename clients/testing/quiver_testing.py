@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "crates" / "quiver-embed" / "tests" / "fixtures"
 
-__all__ = ["Server", "start_server", "install_model", "quiver_bin", "free_port"]
+__all__ = ["Server", "start_server", "install_model", "quiver_bin", "free_port", "run_readme"]
 
 
 def quiver_bin() -> str:
@@ -158,3 +158,21 @@ def start_server(tmp_path: Path, *, port: int | None = None, api_key: str | None
     for m in models:
         install_model(data, m)
     return Server(tmp_path, port=port, api_key=api_key, env=env)
+
+
+def run_readme(readme: Path, url: str) -> int:
+    """Runs the ``python`` blocks of ``readme`` in order, in one namespace, against the
+    server at ``url`` (its address and the fixture model substituted for the documented
+    ones), so the documented calls stay true. Returns how many blocks ran."""
+    import re
+
+    text = readme.read_text()
+    blocks = list(re.finditer(r"```python\n(.*?)```", text, flags=re.S))
+    scope: dict = {}
+    for m in blocks:
+        # Padded so that a failure points at the README's own line.
+        block = "\n" * text.count("\n", 0, m.start(1)) + m.group(1)
+        code = (block.replace("http://127.0.0.1:6433", url)
+                .replace("sentence-transformers/all-MiniLM-L6-v2", "test/bert"))
+        exec(compile(code, str(readme), "exec"), scope)  # noqa: S102
+    return len(blocks)

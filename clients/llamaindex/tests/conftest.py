@@ -1,49 +1,9 @@
-"""Fixtures of the LlamaIndex integration's tests: one real Quiver server for the
-session (started by clients/testing/quiver_testing.py, with the random-weight fixture
-model ``test/bert`` installed), a client of it, and a fresh collection name per test,
-whose collection is dropped afterwards."""
-
-from __future__ import annotations
+"""Fixtures of the LlamaIndex integration's tests: a real Quiver server for the session, a
+client of it and a fresh collection per test (clients/testing/quiver_fixtures.py)."""
 
 import sys
-import uuid
 from pathlib import Path
-from typing import Iterator
-
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "testing"))
 
-from quiver_client import Quiver  # noqa: E402
-from quiver_testing import Server, start_server  # noqa: E402
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # The async tests rely on pytest-asyncio's auto mode, which pyproject.toml sets; keep
-    # it when pytest runs these tests under another configuration (several packages'
-    # tests in one run, from the repository root).
-    if config.getoption("asyncio_mode", None) is None:
-        config.option.asyncio_mode = "auto"
-
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("quiver-llamaindex"))
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="session")
-def client(server: Server) -> Iterator[Quiver]:
-    with Quiver(url=server.url) as c:
-        yield c
-
-
-@pytest.fixture
-def collection_name(client: Quiver) -> Iterator[str]:
-    name = f"li-{uuid.uuid4().hex[:16]}"
-    yield name
-    if client.collection_exists(name):
-        client.delete_collection(name)
+from quiver_fixtures import *  # noqa: E402,F401,F403
