@@ -6,47 +6,19 @@
 //! suites run in the pinned environment scripts/clients/run builds, which installs the
 //! packages editable from this checkout.
 
-#![allow(clippy::unwrap_used)]
-
-use std::path::Path;
-use std::process::Command;
-
-/// Runs `pytest -q clients/<package>/tests`, failing with pytest's output.
-fn pytest(package: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tests = root.join("clients").join(package).join("tests");
-    assert!(tests.is_dir(), "{} is missing", tests.display());
-    let run = Command::new(root.join("scripts/clients/run"))
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .arg(&tests)
-        .current_dir(root)
-        .env("QUIVER_BIN", env!("CARGO_BIN_EXE_quiver"))
-        // The suites read no other settings from the environment they inherit.
-        .env_remove("QUIVER_URL")
-        .env_remove("QUIVER_API_KEY")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "pytest of clients/{package} failed ({}):\n{}\n{}",
-        run.status,
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-}
+mod common;
 
 #[test]
 fn python_client() {
-    pytest("python");
+    common::pytest("clients/python/tests");
 }
 
 #[test]
 fn langchain_integration() {
-    pytest("langchain");
+    common::pytest("clients/langchain/tests");
 }
 
 #[test]
 fn llamaindex_integration() {
-    pytest("llamaindex");
+    common::pytest("clients/llamaindex/tests");
 }

@@ -336,3 +336,32 @@ pub fn run_bench(bench: &str, args: &[&std::ffi::OsStr]) -> (Value, String) {
     let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     (report, stdout)
 }
+
+/// Runs the pytest suite at `tests` (a path under the repository) in the pinned Python
+/// environment of scripts/clients/run, against the `quiver` binary this test run built
+/// (`QUIVER_BIN`), failing with pytest's output. Settings the suites would otherwise
+/// inherit from a developer's shell (a server URL or key, another console origin) are
+/// cleared so they always start their own servers.
+pub fn pytest(tests: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join(tests);
+    assert!(dir.is_dir(), "{} is missing", dir.display());
+    let run = Command::new(root.join("scripts/clients/run"))
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(&dir)
+        .current_dir(root)
+        .env("QUIVER_BIN", env!("CARGO_BIN_EXE_quiver"))
+        .env_remove("QUIVER_URL")
+        .env_remove("QUIVER_API_KEY")
+        .env_remove("QUIVER_CONSOLE_ORIGIN")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "pytest {tests} failed ({}):\n{}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
