@@ -4,10 +4,11 @@
 //!
 //! `cargo bench -p quiver-embed --bench throughput` writes a random `model.safetensors`, the
 //! config and the committed Qwen3 tokenizer into a temp dir, loads it with
-//! `Qwen3Embedder::load` / `Qwen3Reranker::load`, and prints tokens/s at batch x length
-//! 1x32, 8x128 and 4x512 and reranker pairs/s. When a Python with torch and transformers is
+//! `Qwen3Embedder::load_with` (f32, then int8) and `Qwen3Reranker::load`, and prints
+//! tokens/s at batch x length 1x32, 8x128 and 4x512 and reranker pairs/s. When a Python with torch and transformers is
 //! found (`QUIVER_PEER_PYTHON`, else `python3`), it runs `scripts/peers/embed_throughput.py`
-//! on the same model directory and texts and prints ours/peer per shape.
+//! on the same model directory and texts (float32) and prints ours/peer per shape for
+//! each of our precisions.
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it builds a tiny model, runs
 //! each step once and skips the peer. `QUIVER_BENCH_SHAPES=8x128,rerank` limits the work.
@@ -19,7 +20,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use quiver_embed::{Qwen3Embedder, Qwen3Reranker, Reranker, TextEmbedder};
+use quiver_embed::{ModelOptions, Precision, Qwen3Embedder, Qwen3Reranker, Reranker, TextEmbedder};
 
 /// Architecture of the generated model.
 struct Shape {
@@ -98,33 +99,39 @@ fn main() -> Result<(), BoxError> {
     write_model(dir.path(), shape)?;
     eprintln!("model written in {:.1}s", started.elapsed().as_secs_f64());
 
-    let embedder = Qwen3Embedder::load(dir.path())?;
     let shapes: Vec<(usize, usize)> = if full {
         vec![(1, 32), (8, 128), (4, 512)]
     } else {
         vec![(2, 16)]
     };
     let mut work = serde_json::Map::new();
-    let mut ours = Vec::new();
-    for (batch, len) in shapes {
-        let name = format!("{batch}x{len}");
-        if !wanted(&name) {
-            continue;
+    // (precision, shape, tokens/s)
+    let mut ours: Vec<(&str, String, f64)> = Vec::new();
+    for (label, precision) in [("f32", Precision::F32), ("int8", Precision::Int8)] {
+        let options = ModelOptions {
+            precision,
+            ..ModelOptions::default()
+        };
+        let embedder = Qwen3Embedder::load_with(dir.path(), options)?;
+        for &(batch, len) in &shapes {
+            let name = format!("{batch}x{len}");
+            if !wanted(&name) {
+                continue;
+            }
+            let texts: Vec<String> = (0..batch)
+                .map(|i| text_of_tokens(&embedder, len, i))
+                .collect::<Result<_, _>>()?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let tokens = batch * len;
+            let seconds = timed(full, || embedder.embed(&refs, None).map(drop))?;
+            println!(
+                "embed {label:>4} {name:>6}: {:8.1} tokens/s ({seconds:.3} s per batch)",
+                tokens as f64 / seconds
+            );
+            work.insert(name.clone(), serde_json::json!(texts));
+            ours.push((label, name, tokens as f64 / seconds));
         }
-        let texts: Vec<String> = (0..batch)
-            .map(|i| text_of_tokens(&embedder, len, i))
-            .collect::<Result<_, _>>()?;
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let tokens = batch * len;
-        let seconds = timed(full, || embedder.embed(&refs, None).map(drop))?;
-        println!(
-            "embed {name:>6}: {:8.1} tokens/s ({seconds:.3} s per batch)",
-            tokens as f64 / seconds
-        );
-        work.insert(name.clone(), serde_json::json!(texts));
-        ours.push((name, tokens as f64 / seconds));
     }
-    drop(embedder);
 
     let mut rerank_work = None;
     let mut ours_pairs = None;
@@ -266,7 +273,7 @@ fn write_model(dir: &Path, s: &Shape) -> Result<(), BoxError> {
 fn compare_with_peer(
     dir: &Path,
     work: &serde_json::Value,
-    ours: &[(String, f64)],
+    ours: &[(&str, String, f64)],
     ours_pairs: Option<f64>,
 ) {
     let python = std::env::var("QUIVER_PEER_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -318,14 +325,12 @@ fn compare_with_peer(
             Some("embed") => {
                 let shape = v["shape"].as_str().unwrap_or("?");
                 let peer = v["tokens"].as_f64().unwrap_or(f64::NAN) / seconds;
-                let mine = ours
-                    .iter()
-                    .find(|(n, _)| n == shape)
-                    .map_or(f64::NAN, |(_, r)| *r);
-                println!(
-                    "embed {shape:>6}: peer {peer:8.1} tokens/s, ours/peer {:.2}",
-                    mine / peer
-                );
+                for (label, _, mine) in ours.iter().filter(|(_, n, _)| n == shape) {
+                    println!(
+                        "embed {label:>4} {shape:>6}: peer {peer:8.1} tokens/s, ours/peer {:.2}",
+                        mine / peer
+                    );
+                }
             }
             Some("rerank") => {
                 let peer = v["pairs"].as_f64().unwrap_or(f64::NAN) / seconds;

@@ -1,4 +1,4 @@
-//! The CPU kernels of the BERT forward pass, over plain `f32` rows: matrix products
+//! The CPU kernels of the BERT and Qwen3 forward passes, over plain `f32` rows: matrix products
 //! (the `gemm` crate, which picks its AVX2 or AVX-512 kernels at run time), layer
 //! norm, softmax and GELU (`rten-vecmath`'s vectorized versions, which dispatch the
 //! same way and fall back to portable code elsewhere).
@@ -9,7 +9,9 @@
 
 use gemm::Parallelism;
 use rten_simd::{SimdOp, SimdUnaryOp};
-use rten_vecmath::{Gelu, Normalize, NormalizeOptions, Softmax, Sum, SumSquareSub};
+use rten_vecmath::{
+    Gelu, Normalize, NormalizeOptions, Silu, Softmax, Sum, SumSquare, SumSquareSub,
+};
 
 /// A read-only matrix view: `rows` rows of `cols` elements, `stride` apart.
 #[derive(Clone, Copy)]
@@ -125,6 +127,25 @@ pub(crate) fn layer_norm(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32)
         element_bias: Some(beta),
     };
     Normalize::new_mut(row, opts).dispatch();
+}
+
+/// RMS norm of one row in place: `x / sqrt(mean(x²) + eps) · gamma`.
+pub(crate) fn rms_norm(row: &mut [f32], gamma: &[f32], eps: f32) {
+    let mean_square = SumSquare::new(row).dispatch() / row.len() as f32;
+    let opts = NormalizeOptions {
+        pre_scale_bias: 0.0,
+        scale: 1.0 / (mean_square + eps).sqrt(),
+        element_scale: Some(gamma),
+        bias: 0.0,
+        element_bias: None,
+    };
+    Normalize::new_mut(row, opts).dispatch();
+}
+
+/// `gate = silu(gate) · up`, elementwise, in place (the gated MLP's activation).
+pub(crate) fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    Silu {}.map_mut(gate);
+    gate.iter_mut().zip(up).for_each(|(g, u)| *g *= u);
 }
 
 /// Softmax of one row in place.
@@ -319,6 +340,47 @@ mod tests {
                 assert!(
                     (g - w).abs() < 5e-6 * (1.0 + v.abs()),
                     "gelu({v}) = {g}, want {w}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rms_norm_matches_the_formula_for_large_and_small_inputs() {
+        for n in [1, 7, 33, 1024] {
+            for magnitude in [1e-20f32, 1.0, 1e15] {
+                let x: Vec<f32> = values(n, 11).iter().map(|v| v * magnitude).collect();
+                let gamma = values(n, 12);
+                let mut got = x.clone();
+                rms_norm(&mut got, &gamma, 1e-6);
+                let ms = x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / n as f64;
+                for i in 0..n {
+                    let want = f64::from(x[i]) / (ms + 1e-6).sqrt() * f64::from(gamma[i]);
+                    assert!(got[i].is_finite());
+                    assert!(
+                        (f64::from(got[i]) - want).abs() < 1e-5 * (1.0 + want.abs()),
+                        "n {n}, x {}: {} vs {want}",
+                        x[i],
+                        got[i]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn silu_mul_matches_the_formula() {
+        for n in [1, 15, 1000] {
+            let mut gate = values(n, 13);
+            gate.extend([0.0, -0.0, 1e-8, -1e-8, 40.0, -40.0, 88.0, -88.0]);
+            let up: Vec<f32> = (0..gate.len()).map(|i| 1.0 + i as f32 / 7.0).collect();
+            let mut got = gate.clone();
+            silu_mul(&mut got, &up);
+            for ((g, x), u) in got.iter().zip(&gate).zip(&up) {
+                let want = f64::from(*x) / (1.0 + (-f64::from(*x)).exp()) * f64::from(*u);
+                assert!(
+                    (f64::from(*g) - want).abs() < 1e-5 * (1.0 + want.abs()),
+                    "silu({x}) * {u} = {g}, want {want}"
                 );
             }
         }

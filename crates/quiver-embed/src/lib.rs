@@ -2,10 +2,14 @@
 //! running in-process on candle, plus the batching service that shares one loaded model
 //! between every caller.
 
+mod attention;
 mod bert;
 mod error;
+mod int8;
 mod kernels;
+mod linear;
 mod model;
+mod panels;
 pub mod qwen3;
 pub mod registry;
 pub mod resolve;

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::resolve::{self, read_architecture, InstalledModel};
 use crate::{
-    BertEmbedder, EmbedError, EmbedService, Qwen3Embedder, Qwen3Reranker, RerankService, Result,
-    ServiceConfig, ServiceStats, TextEmbedder,
+    BertEmbedder, EmbedError, EmbedService, ModelOptions, Precision, Qwen3Embedder, Qwen3Reranker,
+    RerankService, Result, ServiceConfig, ServiceStats, TextEmbedder,
 };
 
 /// What a model serves as.
@@ -37,6 +37,7 @@ fn role_of(name: &str, model_type: &str) -> Option<Role> {
 pub struct ModelRegistry {
     data_dir: PathBuf,
     service: ServiceConfig,
+    precision: Precision,
     embedders: Mutex<HashMap<String, Arc<EmbedService>>>,
     rerankers: Mutex<HashMap<String, Arc<RerankService>>>,
 }
@@ -56,8 +57,22 @@ impl ModelRegistry {
         ModelRegistry {
             data_dir: data_dir.to_path_buf(),
             service,
+            precision: Precision::F32,
             embedders: Mutex::new(HashMap::new()),
             rerankers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Loads every model from now on at `precision` (models already loaded keep theirs).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    fn options(&self) -> ModelOptions {
+        ModelOptions {
+            precision: self.precision,
+            ..ModelOptions::default()
         }
     }
 
@@ -72,8 +87,8 @@ impl ModelRegistry {
         }
         let dir = resolve::resolve(name, &self.data_dir)?.path;
         let model: Arc<dyn TextEmbedder> = match model_type(name, &dir)?.as_str() {
-            "qwen3" => Arc::new(Qwen3Embedder::load(&dir)?),
-            "bert" => Arc::new(BertEmbedder::load(&dir)?),
+            "qwen3" => Arc::new(Qwen3Embedder::load_with(&dir, self.options())?),
+            "bert" => Arc::new(BertEmbedder::load_with(&dir, self.options())?),
             other => return Err(unsupported(name, other, "qwen3 or bert")),
         };
         let service = Arc::new(EmbedService::new(model, self.config_for(name))?);
@@ -92,7 +107,7 @@ impl ModelRegistry {
         if kind != "qwen3" {
             return Err(unsupported(name, &kind, "qwen3"));
         }
-        let model = Arc::new(Qwen3Reranker::load(&dir)?);
+        let model = Arc::new(Qwen3Reranker::load_with(&dir, self.options())?);
         let service = Arc::new(RerankService::new(model, self.config_for(name))?);
         map.insert(name.to_string(), Arc::clone(&service));
         Ok(service)

@@ -60,17 +60,6 @@ impl Weights {
         })
     }
 
-    /// Wraps tensors already in memory (unit tests).
-    #[cfg(test)]
-    pub(crate) fn from_builder(vb: VarBuilder<'static>) -> Self {
-        Self {
-            vb,
-            holders: BTreeMap::new(),
-            primary: PathBuf::from("memory"),
-            prefix: String::new(),
-        }
-    }
-
     /// Whether `name` (under the current prefix) exists.
     pub(crate) fn contains(&self, name: &str) -> bool {
         self.vb.contains_tensor(&self.full(name))
@@ -100,9 +89,13 @@ impl Weights {
         self.vb.get(shape, name).map_err(|e| self.error(name, e))
     }
 
-    /// The underlying builder (the Qwen3 forward reads its dtype).
-    pub(crate) fn builder(&self) -> VarBuilder<'static> {
-        self.vb.clone()
+    /// The tensor `name` of `shape` as f32 values, row-major.
+    pub(crate) fn floats(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        self.get(shape, name)?
+            .to_dtype(DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| self.error(name, e))
     }
 
     /// The file to blame for a failure about `name`.

@@ -220,24 +220,57 @@ fn sharded_checkpoint_loads_like_single_file() {
     assert_eq!(got, want);
 }
 
-/// Half precision runs and stays close to f32 (not a parity claim).
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(p, q)| p * q).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// int8 runs every model and stays close to f32 (an accuracy figure, not a parity
+/// claim); the printed cosines are the ones README reports for the fixtures.
 #[test]
-fn bf16_precision_is_close_to_f32() {
-    let (_dir, model) = embedder();
-    let dir = model_dir("qwen3-embed");
-    let half = Qwen3Embedder::load_with(
-        dir.path(),
-        ModelOptions {
-            precision: quiver_embed::Precision::BF16,
-            ..options("embed")
-        },
-    )
-    .unwrap();
-    let texts = ["The quick brown fox", "向量数据库"];
-    let a = half.embed(&texts, None).unwrap();
-    let b = model.embed(&texts, None).unwrap();
-    for (x, y) in a.iter().zip(&b) {
-        let cos: f32 = x.iter().zip(y).map(|(p, q)| p * q).sum();
-        assert!(cos > 0.95, "bf16 cosine to f32 {cos}");
+fn int8_precision_is_close_to_f32() {
+    let int8 = |section: &str| ModelOptions {
+        precision: quiver_embed::Precision::Int8,
+        ..options(section)
+    };
+    let texts = [
+        "The quick brown fox",
+        "向量数据库",
+        "a much longer sentence about vectors, graphs and the search engine that holds them",
+    ];
+    let qwen_dir = model_dir("qwen3-embed");
+    let qwen = Qwen3Embedder::load_with(qwen_dir.path(), int8("embed")).unwrap();
+    let bert_dir = model_dir("bert");
+    let small = BertEmbedder::load_with(bert_dir.path(), int8("bert")).unwrap();
+    for (name, got, want) in [
+        (
+            "qwen3",
+            qwen.embed(&texts, None).unwrap(),
+            embedder().1.embed(&texts, None).unwrap(),
+        ),
+        (
+            "bert",
+            small.embed(&texts, None).unwrap(),
+            bert().1.embed(&texts, None).unwrap(),
+        ),
+    ] {
+        for (x, y) in got.iter().zip(&want) {
+            let cos = cosine(x, y);
+            println!("{name} int8 cosine to f32: {cos:.5}");
+            assert!(cos > 0.99, "{name} int8 cosine to f32 {cos}");
+        }
+    }
+    let rerank_dir = model_dir("qwen3-rerank");
+    let rerank = Qwen3Reranker::load_with(rerank_dir.path(), int8("rerank")).unwrap();
+    let docs = ["vectors live in graphs", "bananas are yellow"];
+    let got = rerank.score("where do vectors live", &docs, None).unwrap();
+    let want = reranker()
+        .1
+        .score("where do vectors live", &docs, None)
+        .unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        println!("reranker int8 score {g:.5}, f32 {w:.5}");
+        assert!((g - w).abs() < 0.02, "int8 score {g} vs f32 {w}");
     }
 }

@@ -9,20 +9,22 @@
 //!   exactly 0 in the reference too).
 //! - **One projection for q, k and v**, their weights stacked at load time, with the
 //!   `1/√head_dim` score scale folded into the query weights.
-//! - **No transposes.** Each attention head reads its queries, keys and values as
-//!   strided views of the fused projection's rows and writes its output into its
-//!   columns of the context rows.
+//! - **No transposes.** Attention ([`crate::attention`]) reads each head's queries,
+//!   keys and values as strided views of the fused projection's rows.
 //! - Biases and residuals are written into the output first and the product is added
 //!   onto them, so neither takes a pass of its own.
 //!
-//! Weights are held in `f32` whatever the checkpoint's type, transposed at load time
-//! to `(in, out)` so every product reads them row by row.
+//! Projections are [`Linear`] layers, in f32 whatever the checkpoint's type, or int8
+//! when the model is loaded with [`crate::Precision::Int8`].
 
-use candle_core::DType;
+use std::sync::{Mutex, PoisonError};
+
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use crate::kernels::{gelu, layer_norm, matmul, softmax, Out, Rhs, View};
+use crate::attention::{attend, Heads, Mask};
+use crate::kernels::{gelu, layer_norm};
+use crate::linear::Linear;
 use crate::weights::Weights;
 use crate::{EmbedError, Result};
 
@@ -85,60 +87,6 @@ impl BertConfig {
     }
 }
 
-/// A `(in, out)` weight, row-major, and its bias.
-struct Dense {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-    inputs: usize,
-    outputs: usize,
-}
-
-impl Dense {
-    fn view(&self) -> View<'_> {
-        View {
-            data: &self.weight,
-            rows: self.inputs,
-            cols: self.outputs,
-            stride: self.outputs,
-        }
-    }
-
-    /// `out = x · W + bias (+ residual)`, for `rows` rows of `x`.
-    fn apply(
-        &self,
-        x: &[f32],
-        rows: usize,
-        residual: Option<&[f32]>,
-        out: &mut Vec<f32>,
-        threads: usize,
-    ) {
-        out.clear();
-        out.reserve(rows * self.outputs);
-        for r in 0..rows {
-            match residual {
-                Some(res) => out.extend(
-                    res[r * self.outputs..(r + 1) * self.outputs]
-                        .iter()
-                        .zip(&self.bias)
-                        .map(|(a, b)| a + b),
-                ),
-                None => out.extend_from_slice(&self.bias),
-            }
-        }
-        let xv = View {
-            data: x,
-            rows,
-            cols: self.inputs,
-            stride: self.inputs,
-        };
-        let out = Out {
-            data: out,
-            stride: self.outputs,
-        };
-        matmul(xv, self.view(), Rhs::Plain, out, true, threads);
-    }
-}
-
 struct Norm {
     gamma: Vec<f32>,
     beta: Vec<f32>,
@@ -154,11 +102,11 @@ impl Norm {
 
 struct Layer {
     /// Queries (pre-scaled), keys and values side by side: `(hidden, 3 · hidden)`.
-    qkv: Dense,
-    attn_out: Dense,
+    qkv: Linear,
+    attn_out: Linear,
     attn_norm: Norm,
-    inter: Dense,
-    out: Dense,
+    inter: Linear,
+    out: Linear,
     out_norm: Norm,
 }
 
@@ -175,6 +123,8 @@ pub(crate) struct Encoder {
     relu: bool,
     vocab: usize,
     max_positions: usize,
+    /// The last forward's buffers, kept so the next one reuses their memory.
+    spare: Mutex<Buffers>,
 }
 
 /// Buffers one forward pass reuses from layer to layer.
@@ -186,72 +136,55 @@ struct Buffers {
     inter: Vec<f32>,
 }
 
-fn floats(w: &Weights, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-    w.get(shape, name)?
-        .to_dtype(DType::F32)
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f32>())
-        .map_err(|e| w.error(name, e))
+/// A `(out, in)` linear layer's weight rows and bias.
+struct Rows {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
 }
 
-/// Reads a `(out, in)` linear layer and transposes it to `(in, out)`.
-fn dense(w: &Weights, name: &str, outputs: usize, inputs: usize) -> Result<Dense> {
-    let raw = floats(w, &format!("{name}.weight"), &[outputs, inputs])?;
-    let mut weight = vec![0f32; raw.len()];
-    for o in 0..outputs {
-        for i in 0..inputs {
-            weight[i * outputs + o] = raw[o * inputs + i];
-        }
-    }
-    Ok(Dense {
-        weight,
-        bias: floats(w, &format!("{name}.bias"), &[outputs])?,
-        inputs,
-        outputs,
+fn rows(w: &Weights, name: &str, outputs: usize, inputs: usize) -> Result<Rows> {
+    Ok(Rows {
+        weight: w.floats(&format!("{name}.weight"), &[outputs, inputs])?,
+        bias: w.floats(&format!("{name}.bias"), &[outputs])?,
     })
+}
+
+fn dense(w: &Weights, name: &str, outputs: usize, inputs: usize, int8: bool) -> Result<Linear> {
+    let r = rows(w, name, outputs, inputs)?;
+    Ok(Linear::new(&r.weight, outputs, inputs, Some(r.bias), int8))
 }
 
 fn norm(w: &Weights, name: &str, size: usize) -> Result<Norm> {
     Ok(Norm {
-        gamma: floats(w, &format!("{name}.weight"), &[size])?,
-        beta: floats(w, &format!("{name}.bias"), &[size])?,
+        gamma: w.floats(&format!("{name}.weight"), &[size])?,
+        beta: w.floats(&format!("{name}.bias"), &[size])?,
     })
 }
 
-/// Stacks the query, key and value projections column-wise into one `(in, 3 · out)`
-/// projection, scaling the query's weights and bias by `scale`.
-fn stack_qkv(q: Dense, k: Dense, v: Dense, scale: f32) -> Dense {
-    let (inputs, h) = (q.inputs, q.outputs);
-    let mut weight = Vec::with_capacity(inputs * 3 * h);
-    for i in 0..inputs {
-        weight.extend(q.weight[i * h..(i + 1) * h].iter().map(|x| x * scale));
-        weight.extend_from_slice(&k.weight[i * h..(i + 1) * h]);
-        weight.extend_from_slice(&v.weight[i * h..(i + 1) * h]);
-    }
+/// Stacks the query, key and value projections into one `(3 · out, in)` projection,
+/// scaling the query's weights and bias by `scale`.
+fn stack_qkv(q: Rows, k: Rows, v: Rows, scale: f32, inputs: usize, int8: bool) -> Linear {
+    let mut weight: Vec<f32> = q.weight.iter().map(|x| x * scale).collect();
+    weight.extend_from_slice(&k.weight);
+    weight.extend_from_slice(&v.weight);
     let mut bias: Vec<f32> = q.bias.iter().map(|x| x * scale).collect();
     bias.extend_from_slice(&k.bias);
     bias.extend_from_slice(&v.bias);
-    Dense {
-        weight,
-        bias,
-        inputs,
-        outputs: 3 * h,
-    }
+    let outputs = bias.len();
+    Linear::new(&weight, outputs, inputs, Some(bias), int8)
 }
 
 impl Encoder {
     /// Reads every tensor from `w`, viewed at the model's root (`embeddings.…`,
     /// `encoder.layer.N.…`).
-    pub(crate) fn load(w: &Weights, cfg: &BertConfig) -> Result<Self> {
+    pub(crate) fn load(w: &Weights, cfg: &BertConfig, int8: bool) -> Result<Self> {
         let h = cfg.hidden_size;
-        let word = floats(w, "embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?;
-        let positions = floats(
-            w,
+        let word = w.floats("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?;
+        let positions = w.floats(
             "embeddings.position_embeddings.weight",
             &[cfg.max_position_embeddings, h],
         )?;
-        let types = floats(
-            w,
+        let types = w.floats(
             "embeddings.token_type_embeddings.weight",
             &[cfg.type_vocab_size, h],
         )?;
@@ -270,15 +203,17 @@ impl Encoder {
             let inter = cfg.intermediate_size;
             layers.push(Layer {
                 qkv: stack_qkv(
-                    dense(w, &format!("{a}.self.query"), h, h)?,
-                    dense(w, &format!("{a}.self.key"), h, h)?,
-                    dense(w, &format!("{a}.self.value"), h, h)?,
+                    rows(w, &format!("{a}.self.query"), h, h)?,
+                    rows(w, &format!("{a}.self.key"), h, h)?,
+                    rows(w, &format!("{a}.self.value"), h, h)?,
                     scale,
+                    h,
+                    int8,
                 ),
-                attn_out: dense(w, &format!("{a}.output.dense"), h, h)?,
+                attn_out: dense(w, &format!("{a}.output.dense"), h, h, int8)?,
                 attn_norm: norm(w, &format!("{a}.output.LayerNorm"), h)?,
-                inter: dense(w, &format!("{p}.intermediate.dense"), inter, h)?,
-                out: dense(w, &format!("{p}.output.dense"), h, inter)?,
+                inter: dense(w, &format!("{p}.intermediate.dense"), inter, h, int8)?,
+                out: dense(w, &format!("{p}.output.dense"), h, inter, int8)?,
                 out_norm: norm(w, &format!("{p}.output.LayerNorm"), h)?,
             });
         }
@@ -293,6 +228,7 @@ impl Encoder {
             relu: cfg.hidden_act == "relu",
             vocab: cfg.vocab_size,
             max_positions: cfg.max_position_embeddings,
+            spare: Mutex::default(),
         })
     }
 
@@ -350,25 +286,38 @@ impl Encoder {
             }
         }
         self.emb_norm.apply(&mut x, self.eps);
-        let threads = rayon::current_num_threads();
-        let mut buf = Buffers::default();
-        for layer in &self.layers {
-            self.layer(layer, seqs, &mut x, &mut buf, threads);
+        let mut spans = Vec::with_capacity(seqs.len());
+        let mut at = 0;
+        for seq in seqs {
+            spans.push((at, seq.len()));
+            at += seq.len();
         }
+        let threads = rayon::current_num_threads();
+        let mut buf =
+            std::mem::take(&mut *self.spare.lock().unwrap_or_else(PoisonError::into_inner));
+        for layer in &self.layers {
+            self.layer(layer, &spans, &mut x, &mut buf, threads);
+        }
+        *self.spare.lock().unwrap_or_else(PoisonError::into_inner) = buf;
         x
     }
 
     fn layer(
         &self,
         layer: &Layer,
-        seqs: &[Vec<u32>],
+        spans: &[(usize, usize)],
         x: &mut Vec<f32>,
         buf: &mut Buffers,
         threads: usize,
     ) {
         let tokens = x.len() / self.hidden;
         layer.qkv.apply(x, tokens, None, &mut buf.qkv, threads);
-        self.attend(seqs, &buf.qkv, &mut buf.context);
+        let heads = Heads {
+            heads: self.heads,
+            kv_heads: self.heads,
+            dim: self.hidden / self.heads,
+        };
+        attend(&buf.qkv, spans, heads, Mask::Full, &mut buf.context);
         layer.attn_out.apply(
             &buf.context,
             tokens,
@@ -389,95 +338,5 @@ impl Encoder {
             .out
             .apply(&buf.inter, tokens, Some(&buf.attended), x, threads);
         layer.out_norm.apply(x, self.eps);
-    }
-
-    /// Self-attention of every sequence and head over the fused `qkv` rows, into
-    /// `context` `(tokens, hidden)`. Heads run in parallel, each product on one thread.
-    fn attend(&self, seqs: &[Vec<u32>], qkv: &[f32], context: &mut Vec<f32>) {
-        let h = self.hidden;
-        let d = h / self.heads;
-        let tokens = qkv.len() / (3 * h);
-        context.clear();
-        context.resize(tokens * h, 0.0);
-        let mut starts = Vec::with_capacity(seqs.len());
-        let mut at = 0;
-        for seq in seqs {
-            starts.push((at, seq.len()));
-            at += seq.len();
-        }
-        // Each (sequence, head) writes its own rows × columns of `context`: disjoint.
-        let shared = SharedOut(context.as_mut_ptr(), context.len());
-        let jobs: Vec<(usize, usize, usize)> = starts
-            .iter()
-            .flat_map(|&(start, len)| (0..self.heads).map(move |head| (start, len, head)))
-            .collect();
-        jobs.par_iter()
-            .for_each_init(Scratch::default, |scratch, &(start, len, head)| {
-                let rows = &qkv[start * 3 * h..(start + len) * 3 * h];
-                let view = |offset: usize| View {
-                    data: &rows[offset..],
-                    rows: len,
-                    cols: d,
-                    stride: 3 * h,
-                };
-                let scores = &mut scratch.scores;
-                scores.clear();
-                scores.resize(len * len, 0.0);
-                let (q, k, v) = (view(head * d), view(h + head * d), view(2 * h + head * d));
-                let out = Out {
-                    data: scores,
-                    stride: len,
-                };
-                matmul(q, k, Rhs::Transposed, out, false, 1);
-                for row in scores.chunks_exact_mut(len) {
-                    softmax(row);
-                }
-                let probs = View {
-                    data: scores,
-                    rows: len,
-                    cols: len,
-                    stride: len,
-                };
-                let ctx = &mut scratch.context;
-                ctx.clear();
-                ctx.resize(len * d, 0.0);
-                let out = Out {
-                    data: ctx,
-                    stride: d,
-                };
-                matmul(probs, v, Rhs::Plain, out, false, 1);
-                for (r, row) in ctx.chunks_exact(d).enumerate() {
-                    // SAFETY: this job alone writes these `d` elements (row start + r,
-                    // head's columns) of `context`.
-                    unsafe { shared.write((start + r) * h + head * d, row) };
-                }
-            });
-    }
-}
-
-/// One attention job's buffers, kept per worker.
-#[derive(Default)]
-struct Scratch {
-    scores: Vec<f32>,
-    context: Vec<f32>,
-}
-
-/// `context`'s buffer, shared by the attention jobs that each write their own part.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32, usize);
-
-// SAFETY: jobs write disjoint elements (see `attend`), and the buffer outlives them.
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// Copies `values` to elements `at..at + values.len()`.
-    ///
-    /// # Safety
-    /// No other thread may read or write those elements meanwhile.
-    unsafe fn write(&self, at: usize, values: &[f32]) {
-        assert!(at + values.len() <= self.1);
-        // SAFETY: in bounds (asserted); exclusivity is the caller's promise.
-        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.0.add(at), values.len()) };
     }
 }

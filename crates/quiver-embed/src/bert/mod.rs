@@ -49,8 +49,7 @@ impl BertEmbedder {
         Self::load_with(dir, ModelOptions::default())
     }
 
-    /// Loads with explicit options (`max_length` is capped by the position table;
-    /// `precision` does not apply).
+    /// Loads with explicit options (`max_length` is capped by the position table).
     pub fn load_with(dir: &Path, options: ModelOptions) -> Result<Self> {
         let cfg_path = dir.join("config.json");
         let bad = |reason: String| EmbedError::ModelFile {
@@ -80,7 +79,7 @@ impl BertEmbedder {
             weights
         };
         Ok(Self {
-            encoder: Encoder::load(&weights, &cfg)?,
+            encoder: Encoder::load(&weights, &cfg, options.precision.int8())?,
             tokenizer,
             width: cfg.hidden_size,
         })

@@ -7,6 +7,8 @@
 
 use std::path::Path;
 
+use candle_core::DType;
+
 use super::config::{ModelOptions, Qwen3Config};
 use super::transformer::Qwen3Transformer;
 use crate::tokenizer::TextTokenizer;
@@ -59,7 +61,7 @@ impl Qwen3Embedder {
         let max_length = options.max_length.unwrap_or(DEFAULT_MAX_LENGTH);
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"), max_length)?
             .append_token(EMBED_EOS)?;
-        let weights = Weights::open(dir, options.precision.dtype())?;
+        let weights = Weights::open(dir, DType::F32)?;
         // Embedding checkpoints store the decoder at the root; accept `model.` too.
         let weights = if weights.contains("embed_tokens.weight") {
             weights
@@ -68,7 +70,7 @@ impl Qwen3Embedder {
         } else {
             return Err(weights.error("embed_tokens.weight", "not found, with or without `model.`"));
         };
-        let model = Qwen3Transformer::load(&weights, &cfg)?;
+        let model = Qwen3Transformer::load(&weights, &cfg, max_length, options.precision.int8())?;
         Ok(Self { model, tokenizer })
     }
 
@@ -104,10 +106,7 @@ impl Qwen3Embedder {
         let mut out = vec![Vec::new(); ids.len()];
         for chunk in length_chunks(ids, CHUNK_TOKENS) {
             let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
-            let hidden = self.model.last_hidden(&rows)?;
-            let vecs: Vec<Vec<f32>> = hidden
-                .to_vec2()
-                .map_err(|e| EmbedError::Inference(e.to_string()))?;
+            let vecs = self.model.last_hidden(&rows)?;
             for (&i, v) in chunk.iter().zip(vecs) {
                 out[i] = l2_normalize(v);
             }

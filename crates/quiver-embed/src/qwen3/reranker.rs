@@ -9,14 +9,14 @@
 
 use std::path::Path;
 
-use candle_core::Tensor;
+use candle_core::DType;
 
 use super::config::{ModelOptions, Qwen3Config};
 use super::embedder::{length_chunks, DEFAULT_MAX_LENGTH, DEFAULT_TASK};
 use super::transformer::{gather_rows, Qwen3Transformer};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::Weights;
-use crate::{EmbedError, Reranker, Result};
+use crate::{Reranker, Result};
 
 /// Fixed start of every reranker input.
 pub const RERANK_PREFIX: &str = "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n";
@@ -37,7 +37,7 @@ pub struct Qwen3Reranker {
     prefix: Vec<u32>,
     suffix: Vec<u32>,
     /// LM-head rows of "yes" and "no", f32 `(2, hidden)`.
-    answer_rows: Tensor,
+    answer_rows: Vec<f32>,
 }
 
 impl std::fmt::Debug for Qwen3Reranker {
@@ -68,7 +68,7 @@ impl Qwen3Reranker {
         let yes = body_tokenizer.token_id("yes")?;
         let no = body_tokenizer.token_id("no")?;
 
-        let weights = Weights::open(dir, options.precision.dtype())?;
+        let weights = Weights::open(dir, DType::F32)?;
         // Reranker checkpoints keep the decoder under `model.`; accept the root too.
         let decoder = if weights.contains("model.embed_tokens.weight") {
             weights.with_prefix("model")
@@ -80,7 +80,7 @@ impl Qwen3Reranker {
                 "not found, with or without `model.`",
             ));
         };
-        let model = Qwen3Transformer::load(&decoder, &cfg)?;
+        let model = Qwen3Transformer::load(&decoder, &cfg, max_length, options.precision.int8())?;
         let answer_rows = if weights.contains("lm_head.weight") && !cfg.tie_word_embeddings {
             let head = weights.get((cfg.vocab_size, cfg.hidden_size), "lm_head.weight")?;
             gather_rows(&head, &[yes, no])?
@@ -114,22 +114,15 @@ impl Qwen3Reranker {
         for chunk in length_chunks(ids, CHUNK_TOKENS) {
             let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
             let hidden = self.model.last_hidden(&rows)?;
-            // (rows, hidden) x (hidden, 2): the yes and no logits of every row.
-            let logits: Vec<Vec<f32>> = hidden
-                .matmul(&self.answer_rows.t().map_err(inference)?)
-                .and_then(|t| t.to_vec2())
-                .map_err(inference)?;
-            for (&i, pair) in chunk.iter().zip(logits) {
-                let (yes, no) = (pair[0], pair[1]);
+            let (yes_row, no_row) = self.answer_rows.split_at(self.answer_rows.len() / 2);
+            for (&i, x) in chunk.iter().zip(hidden) {
+                let yes: f32 = x.iter().zip(yes_row).map(|(a, b)| a * b).sum();
+                let no: f32 = x.iter().zip(no_row).map(|(a, b)| a * b).sum();
                 out[i] = 1.0 / (1.0 + (no - yes).exp());
             }
         }
         Ok(out)
     }
-}
-
-fn inference(e: candle_core::Error) -> EmbedError {
-    EmbedError::Inference(e.to_string())
 }
 
 impl Reranker for Qwen3Reranker {

@@ -1,0 +1,205 @@
+//! Linear layers, `y = x · Wᵀ + b`, with the weight prepared once at load time: packed
+//! in f32 for the AVX-512 kernel of [`crate::panels`] (or laid out for the `gemm` crate
+//! on CPUs without AVX-512), or quantized to int8 for [`crate::int8`]'s kernels.
+//!
+//! Both forwards (BERT and Qwen3) run every projection through [`Linear::apply`], which
+//! writes the bias (plus a residual, when given) first and accumulates the product onto
+//! it, so a residual connection costs no extra pass.
+
+use crate::int8::Int8Weight;
+use crate::kernels::{matmul, Out, Rhs, View};
+use crate::panels::{accumulate, F32Weight};
+
+/// Products of at most this many rows use the packed f32 kernel where there is one;
+/// larger ones use `gemm`, whose per-call packing of the weight is then amortized and
+/// whose cache blocking wins.
+const PACKED_ROWS: usize = 64;
+
+/// The weight of a linear layer in the form its kernel reads.
+enum Weight {
+    F32 {
+        /// `(inputs, outputs)` row-major: `gemm` reads it as the right-hand matrix.
+        plain: Vec<f32>,
+        /// Packed for the AVX-512 kernel ([`crate::panels`]), where the CPU has one.
+        packed: Option<F32Weight>,
+    },
+    /// Quantized per output column; see [`Int8Weight`].
+    Int8(Int8Weight),
+}
+
+/// A linear layer: `outputs` × `inputs` weights and an optional bias.
+pub(crate) struct Linear {
+    weight: Weight,
+    bias: Option<Vec<f32>>,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl Linear {
+    /// A layer from PyTorch's `(outputs, inputs)` row-major weight; `int8` quantizes it.
+    pub(crate) fn new(
+        rows: &[f32],
+        outputs: usize,
+        inputs: usize,
+        bias: Option<Vec<f32>>,
+        int8: bool,
+    ) -> Self {
+        assert_eq!(rows.len(), outputs * inputs, "weight shape");
+        if let Some(b) = &bias {
+            assert_eq!(b.len(), outputs, "bias shape");
+        }
+        let weight = if int8 {
+            Weight::Int8(Int8Weight::quantize(rows, outputs, inputs))
+        } else {
+            let mut plain = vec![0f32; rows.len()];
+            for (o, row) in rows.chunks_exact(inputs).enumerate() {
+                for (i, &w) in row.iter().enumerate() {
+                    plain[i * outputs + o] = w;
+                }
+            }
+            let packed = F32Weight::pack(rows, outputs, inputs).filter(|_| !gemm_only());
+            Weight::F32 { plain, packed }
+        };
+        Linear {
+            weight,
+            bias,
+            inputs,
+            outputs,
+        }
+    }
+
+    pub(crate) fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// `out = x · Wᵀ + bias (+ residual)` for `rows` rows of `x` (`inputs` wide);
+    /// `out` is resized to `rows × outputs`. `threads` > 1 splits the work over the
+    /// current rayon pool.
+    pub(crate) fn apply(
+        &self,
+        x: &[f32],
+        rows: usize,
+        residual: Option<&[f32]>,
+        out: &mut Vec<f32>,
+        threads: usize,
+    ) {
+        assert_eq!(x.len(), rows * self.inputs, "input shape");
+        let n = self.outputs;
+        // Resizing keeps the buffer's pages when it is reused, and plain per-row loops
+        // vectorize (an iterator chain over rows does not).
+        out.clear();
+        out.resize(rows * n, 0.0);
+        if let Some(res) = residual {
+            assert_eq!(res.len(), rows * n, "residual shape");
+            out.copy_from_slice(res);
+        }
+        if let Some(bias) = &self.bias {
+            for row in out.chunks_exact_mut(n) {
+                row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+            }
+        }
+        match &self.weight {
+            Weight::F32 {
+                packed: Some(w), ..
+            } if rows <= PACKED_ROWS => accumulate(w, x, rows, out, threads),
+            Weight::F32 { plain: w, .. } => {
+                let a = View {
+                    data: x,
+                    rows,
+                    cols: self.inputs,
+                    stride: self.inputs,
+                };
+                let b = View {
+                    data: w,
+                    rows: self.inputs,
+                    cols: n,
+                    stride: n,
+                };
+                let o = Out {
+                    data: out,
+                    stride: n,
+                };
+                matmul(a, b, Rhs::Plain, o, true, threads);
+            }
+            Weight::Int8(w) => accumulate(w, x, rows, out, threads),
+        }
+    }
+}
+
+/// Whether f32 layers must use `gemm` even where the packed kernel runs (tests).
+fn gemm_only() -> bool {
+    #[cfg(test)]
+    return tests::GEMM_ONLY.get();
+    #[cfg(not(test))]
+    false
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        /// Makes f32 layers built on this thread use `gemm`.
+        pub(super) static GEMM_ONLY: Cell<bool> = const { Cell::new(false) };
+    }
+
+    fn reference(w: &[f32], b: Option<&[f32]>, x: &[f32], outputs: usize) -> Vec<f32> {
+        let inputs = w.len() / outputs;
+        x.chunks_exact(inputs)
+            .flat_map(|row| {
+                (0..outputs).map(move |o| {
+                    let dot: f32 = row
+                        .iter()
+                        .zip(&w[o * inputs..(o + 1) * inputs])
+                        .map(|(a, b)| a * b)
+                        .sum();
+                    dot + b.map_or(0.0, |b| b[o])
+                })
+            })
+            .collect()
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32)
+            .map(|v| v / (1u32 << 24) as f32 - 0.5)
+            .collect()
+    }
+
+    #[test]
+    fn f32_layer_matches_the_plain_product_with_bias_and_residual() {
+        let (outputs, inputs, rows) = (19, 23, 5);
+        let w = values(outputs * inputs, 1);
+        let b = values(outputs, 2);
+        let x = values(rows * inputs, 3);
+        let res = values(rows * outputs, 4);
+        for gemm in [true, false] {
+            GEMM_ONLY.set(gemm);
+            let layer = Linear::new(&w, outputs, inputs, Some(b.clone()), false);
+            let mut out = Vec::new();
+            layer.apply(&x, rows, Some(&res), &mut out, 2);
+            let want = reference(&w, Some(&b), &x, outputs);
+            for ((o, w), r) in out.iter().zip(&want).zip(&res) {
+                assert!((o - (w + r)).abs() < 1e-5, "gemm {gemm}: {o} vs {}", w + r);
+            }
+        }
+    }
+
+    #[test]
+    fn int8_layer_stays_close_to_f32() {
+        let (outputs, inputs, rows) = (70, 130, 9);
+        let w = values(outputs * inputs, 5);
+        let x = values(rows * inputs, 6);
+        let layer = Linear::new(&w, outputs, inputs, None, true);
+        let mut out = Vec::new();
+        layer.apply(&x, rows, None, &mut out, 1);
+        let want = reference(&w, None, &x, outputs);
+        let scale = want.iter().map(|v| v.abs()).fold(0.0, f32::max);
+        for (o, w) in out.iter().zip(&want) {
+            assert!((o - w).abs() < 0.02 * scale, "{o} vs {w}");
+        }
+    }
+}
