@@ -64,6 +64,9 @@ enum Bench {
         /// Documents embedded per batch.
         #[arg(long, default_value_t = 32)]
         batch: usize,
+        /// Model weight precision: none (float32) or int8.
+        #[arg(long, default_value = "none", value_parser = ["none", "int8"])]
+        quantize: String,
     },
     /// HNSW recall@10 and QPS over an ef sweep, against hnswlib and faiss.
     Ann {
@@ -121,6 +124,9 @@ enum Bench {
         /// Minimum measuring time per cell.
         #[arg(long, default_value_t = 2.0)]
         min_seconds: f64,
+        /// Our model weight precision: none (float32) or int8; the peer runs float32.
+        #[arg(long, default_value = "none", value_parser = ["none", "int8"])]
+        quantize: String,
     },
     /// Documents/s and batch latency over HTTP, per WAL sync policy, with supplied vectors
     /// and with embedding; hnswlib's build rate, Chroma and LanceDB as peers.
@@ -274,6 +280,14 @@ fn finish(report: Report, out: Option<&std::path::Path>) -> Result<()> {
     Ok(())
 }
 
+/// The model precision a `--quantize` value (already checked by clap) names.
+fn precision(quantize: &str) -> quiver_embed::Precision {
+    match quantize {
+        "int8" => quiver_embed::Precision::Int8,
+        _ => quiver_embed::Precision::F32,
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     match args.bench {
         Bench::Ir {
@@ -284,8 +298,10 @@ pub fn run(args: Args) -> Result<()> {
             quick,
             alpha,
             batch,
+            quantize,
         } => {
             let mut o = IrOptions::new(dataset, model);
+            o.precision = precision(&quantize);
             o.reranker = reranker;
             o.data_dir = common.data_dir.clone();
             o.quick = quick;
@@ -353,8 +369,10 @@ pub fn run(args: Args) -> Result<()> {
             batches,
             lengths,
             min_seconds,
+            quantize,
         } => {
             let mut o = EmbedOptions::new(model);
+            o.precision = precision(&quantize);
             o.reranker = reranker;
             o.data_dir = common.data_dir.clone();
             o.batches = batches;

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use quiver_embed::{ModelRegistry, ServiceConfig};
+use quiver_embed::{ModelRegistry, Precision, ServiceConfig};
 use serde_json::{json, Map, Value};
 
 use crate::peers::Peers;
@@ -30,6 +30,8 @@ pub struct EmbedOptions {
     pub min_seconds: f64,
     pub max_runs: usize,
     pub peers: Option<Peers>,
+    /// Precision our models load at (the peer always runs float32).
+    pub precision: Precision,
 }
 
 impl EmbedOptions {
@@ -43,6 +45,7 @@ impl EmbedOptions {
             min_seconds: 2.0,
             max_runs: 10,
             peers: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -114,7 +117,8 @@ fn shape(batch: usize, length: usize) -> String {
 /// Runs the benchmark.
 pub fn run(opts: &EmbedOptions) -> Result<Report> {
     let model_dir = crate::ir::require_model(&opts.data_dir, &opts.model)?;
-    let registry = ModelRegistry::new(&opts.data_dir, ServiceConfig::default());
+    let registry = ModelRegistry::new(&opts.data_dir, ServiceConfig::default())
+        .with_precision(opts.precision);
     let model = std::sync::Arc::clone(registry.embedder(&opts.model)?.model());
     let mut work_embed = Map::new();
     let mut ours = Vec::new();
@@ -253,6 +257,7 @@ pub fn run(opts: &EmbedOptions) -> Result<Report> {
     let parameters = json!({
         "model": opts.model, "reranker": opts.reranker, "batches": opts.batches, "lengths": opts.lengths,
         "min_seconds": opts.min_seconds, "max_runs": opts.max_runs, "threads": crate::machine::cores(),
+        "precision": format!("{:?}", opts.precision).to_lowercase(),
     });
     let results = json!({"embed": ours, "rerank": rerank_rows});
     Ok(Report::new(

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_core::{CollectionConfig, Metadata, SyncPolicy};
-use quiver_embed::{ModelRegistry, ServiceConfig};
+use quiver_embed::{ModelRegistry, Precision, ServiceConfig};
 use quiver_engine::models::{self, NewDocument};
 use quiver_engine::{
     Collection, CollectionOptions, Database, DbOptions, Fusion, QueryMode, QueryPipeline,
@@ -68,6 +68,8 @@ pub struct IrOptions {
     pub ef: usize,
     /// Draw progress bars.
     pub progress: bool,
+    /// Precision our models load at.
+    pub precision: Precision,
 }
 
 impl IrOptions {
@@ -85,6 +87,7 @@ impl IrOptions {
             rerank_top: 50,
             ef: 128,
             progress: true,
+            precision: Precision::F32,
         }
     }
 }
@@ -165,7 +168,8 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
     if let Some(r) = &opts.reranker {
         require_model(&opts.data_dir, r)?;
     }
-    let registry = ModelRegistry::new(&opts.data_dir, ServiceConfig::default());
+    let registry = ModelRegistry::new(&opts.data_dir, ServiceConfig::default())
+        .with_precision(opts.precision);
     let width = registry.embedder(&opts.model)?.width();
     let tmp = tempfile::tempdir().map_err(|e| BenchError::io(Path::new("temp dir"), e))?;
     let db = Database::open(
@@ -352,6 +356,7 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
         "queries": data.queries.len(),
         "model": opts.model,
         "reranker": opts.reranker,
+        "precision": format!("{:?}", opts.precision).to_lowercase(),
         "quick": opts.quick,
         "alpha": opts.alpha,
         "rrf_k": quiver_engine::DEFAULT_RRF_K,
