@@ -25,6 +25,7 @@ use serde::Deserialize;
 use crate::attention::{attend, Heads, Mask};
 use crate::kernels::{gelu, layer_norm};
 use crate::linear::Linear;
+use crate::qwen3::embedder::split_by_tokens;
 use crate::weights::Weights;
 use crate::{EmbedError, Result};
 
@@ -123,8 +124,9 @@ pub(crate) struct Encoder {
     relu: bool,
     vocab: usize,
     max_positions: usize,
-    /// The last forward's buffers, kept so the next one reuses their memory.
-    spare: Mutex<Buffers>,
+    /// Buffers of finished forwards (one per forward that ran at once), reused by the
+    /// next ones.
+    spare: Mutex<Vec<Buffers>>,
 }
 
 /// Buffers one forward pass reuses from layer to layer.
@@ -252,7 +254,18 @@ impl Encoder {
                 )));
             }
         }
-        let x = self.forward(seqs);
+        // With a sequence per thread or more, each thread runs whole sequences through
+        // every layer on its own: no product is split, so no thread waits on another.
+        let threads = rayon::current_num_threads();
+        let x: Vec<f32> = if threads > 1 && seqs.len() >= threads {
+            let parts: Vec<Vec<f32>> = split_by_tokens(seqs, threads)
+                .par_iter()
+                .map(|part| self.forward(part, 1))
+                .collect();
+            parts.concat()
+        } else {
+            self.forward(seqs, threads)
+        };
         let h = self.hidden;
         let mut at = 0;
         Ok(seqs
@@ -273,8 +286,9 @@ impl Encoder {
             .collect())
     }
 
-    /// The final hidden states of every token, packed `(tokens, hidden)`.
-    fn forward(&self, seqs: &[Vec<u32>]) -> Vec<f32> {
+    /// The final hidden states of every token, packed `(tokens, hidden)`; products use
+    /// `threads` threads.
+    fn forward(&self, seqs: &[Vec<u32>], threads: usize) -> Vec<f32> {
         let h = self.hidden;
         let tokens: usize = seqs.iter().map(Vec::len).sum();
         let mut x = Vec::with_capacity(tokens * h);
@@ -292,13 +306,19 @@ impl Encoder {
             spans.push((at, seq.len()));
             at += seq.len();
         }
-        let threads = rayon::current_num_threads();
-        let mut buf =
-            std::mem::take(&mut *self.spare.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut buf = self
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default();
         for layer in &self.layers {
             self.layer(layer, &spans, &mut x, &mut buf, threads);
         }
-        *self.spare.lock().unwrap_or_else(PoisonError::into_inner) = buf;
+        self.spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(buf);
         x
     }
 

@@ -174,6 +174,27 @@ pub(crate) fn length_chunks(ids: &[Vec<u32>], budget: usize) -> Vec<Vec<usize>> 
     chunks
 }
 
+/// `seqs` cut into at most `parts` runs of neighbouring sequences with about the same
+/// number of tokens each.
+pub(crate) fn split_by_tokens(seqs: &[Vec<u32>], parts: usize) -> Vec<&[Vec<u32>]> {
+    let total: usize = seqs.iter().map(Vec::len).sum();
+    let target = total.div_ceil(parts.max(1));
+    let mut out = Vec::with_capacity(parts);
+    let (mut start, mut tokens) = (0, 0);
+    for (i, seq) in seqs.iter().enumerate() {
+        // Cut before a sequence that would take this run past its share.
+        if tokens > 0 && tokens + seq.len() > target && out.len() + 1 < parts {
+            out.push(&seqs[start..i]);
+            (start, tokens) = (i, 0);
+        }
+        tokens += seq.len();
+    }
+    if start < seqs.len() {
+        out.push(&seqs[start..]);
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -206,5 +227,19 @@ mod tests {
     #[test]
     fn query_prompt_has_no_space_after_query() {
         assert_eq!(query_prompt("t", "q"), "Instruct: t\nQuery:q");
+    }
+
+    #[test]
+    fn token_split_keeps_order_and_covers_every_sequence() {
+        let seqs: Vec<Vec<u32>> = [5usize, 1, 9, 3, 9, 2, 30]
+            .iter()
+            .map(|&n| vec![0; n])
+            .collect();
+        for parts in 1..=8 {
+            let split = split_by_tokens(&seqs, parts);
+            assert!(split.len() <= parts && split.iter().all(|p| !p.is_empty()));
+            assert_eq!(split.concat(), seqs);
+        }
+        assert_eq!(split_by_tokens(&seqs, 2).len(), 2);
     }
 }

@@ -22,8 +22,10 @@
 use std::sync::{Mutex, PoisonError};
 
 use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
 
 use super::config::Qwen3Config;
+use super::embedder::split_by_tokens;
 use crate::attention::{attend, Heads, Mask};
 use crate::kernels::{rms_norm, silu_mul};
 use crate::linear::Linear;
@@ -55,8 +57,9 @@ pub(crate) struct Qwen3Transformer {
     /// cos and sin of `position · inv_freq`, `head_dim / 2` of each per position.
     rope_cos: Vec<f32>,
     rope_sin: Vec<f32>,
-    /// The last forward's buffers, kept so the next one reuses their memory.
-    spare: Mutex<Buffers>,
+    /// Buffers of finished forwards (one per forward that ran at once), reused by the
+    /// next ones.
+    spare: Mutex<Vec<Buffers>>,
 }
 
 /// Buffers one forward pass reuses from layer to layer.
@@ -200,11 +203,23 @@ impl Qwen3Transformer {
                 long.len()
             )));
         }
-        let x = self.forward(batch)?;
+        // With a sequence per thread or more, each thread runs whole sequences through
+        // every layer on its own: no product is split, so no thread waits on another.
+        let threads = rayon::current_num_threads();
+        let x: Vec<f32> = if threads > 1 && batch.len() >= threads {
+            let parts: Vec<Vec<f32>> = split_by_tokens(batch, threads)
+                .par_iter()
+                .map(|part| self.forward(part, 1))
+                .collect::<Result<_>>()?;
+            parts.concat()
+        } else {
+            self.forward(batch, threads)?
+        };
         Ok(x.chunks_exact(self.hidden).map(<[f32]>::to_vec).collect())
     }
 
-    fn forward(&self, batch: &[Vec<u32>]) -> Result<Vec<f32>> {
+    /// Final normed hidden state of each sequence's last token; products use `threads`.
+    fn forward(&self, batch: &[Vec<u32>], threads: usize) -> Result<Vec<f32>> {
         let h = self.hidden;
         let ids: Vec<u32> = batch.iter().flatten().copied().collect();
         let mut x = gather_rows(&self.embed_tokens, &ids)?;
@@ -214,9 +229,12 @@ impl Qwen3Transformer {
             spans.push((positions.len(), seq.len()));
             positions.extend(0..seq.len());
         }
-        let threads = rayon::current_num_threads();
-        let mut buf =
-            std::mem::take(&mut *self.spare.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut buf = self
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default();
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
             let mask = if i == last {
@@ -226,7 +244,10 @@ impl Qwen3Transformer {
             };
             self.layer(layer, &spans, &positions, mask, &mut x, &mut buf, threads);
         }
-        *self.spare.lock().unwrap_or_else(PoisonError::into_inner) = buf;
+        self.spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(buf);
         if self.layers.is_empty() {
             x = spans
                 .iter()
