@@ -202,13 +202,7 @@ impl SharedOut {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32)
-            .map(|v| v / (1u32 << 24) as f32 - 0.5)
-            .collect()
-    }
+    use crate::kernels::test_values as values;
 
     /// Attention of one query row over `keys` key/value rows, in plain loops.
     fn naive(q: &[f32], k: &[Vec<f32>], v: &[Vec<f32>]) -> Vec<f32> {

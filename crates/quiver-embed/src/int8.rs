@@ -322,18 +322,12 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+    use crate::kernels::test_values as values;
     use crate::panels::accumulate;
 
     thread_local! {
         /// Makes `Kernel::detect` pick the portable kernel on this thread.
         pub(super) static PORTABLE: Cell<bool> = const { Cell::new(false) };
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32)
-            .map(|v| v / (1u32 << 24) as f32 - 0.5)
-            .collect()
     }
 
     /// Quantized weights and activations multiplied in plain integers and floats.

@@ -158,6 +158,15 @@ pub(crate) fn gelu(xs: &mut [f32]) {
     Gelu {}.map_mut(xs);
 }
 
+/// Deterministic values in `-0.5..0.5` for kernel tests.
+#[cfg(test)]
+pub(crate) fn test_values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32)
+        .map(|v| v / (1u32 << 24) as f32 - 0.5)
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -168,13 +177,7 @@ mod tests {
     /// Values of every sign and size the models meet, at a length that is no multiple
     /// of any vector width.
     fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed);
-                let unit = (h >> 8) as f32 / (1u32 << 24) as f32;
-                (unit - 0.5) * 12.0
-            })
-            .collect()
+        test_values(n, seed).iter().map(|v| v * 12.0).collect()
     }
 
     fn plain_product(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, bt: bool) -> Vec<f32> {

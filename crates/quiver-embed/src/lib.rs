@@ -10,6 +10,7 @@ mod kernels;
 mod linear;
 mod model;
 mod panels;
+mod pool;
 pub mod qwen3;
 pub mod registry;
 pub mod resolve;

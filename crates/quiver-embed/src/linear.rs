@@ -140,6 +140,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+    use crate::kernels::test_values as values;
 
     thread_local! {
         /// Makes f32 layers built on this thread use `gemm`.
@@ -159,13 +160,6 @@ mod tests {
                     dot + b.map_or(0.0, |b| b[o])
                 })
             })
-            .collect()
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32)
-            .map(|v| v / (1u32 << 24) as f32 - 0.5)
             .collect()
     }
 

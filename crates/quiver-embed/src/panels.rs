@@ -341,13 +341,7 @@ mod avx512_f32 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32)
-            .map(|v| v / (1u32 << 24) as f32 - 0.5)
-            .collect()
-    }
+    use crate::kernels::test_values as values;
 
     #[test]
     fn packed_f32_products_match_plain_sums_on_ragged_shapes() {

@@ -17,14 +17,13 @@
 //! Projections are [`Linear`] layers, in f32 whatever the checkpoint's type, or int8
 //! when the model is loaded with [`crate::Precision::Int8`].
 
-use std::sync::{Mutex, PoisonError};
-
 use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::attention::{attend, Heads, Mask};
 use crate::kernels::{gelu, layer_norm};
 use crate::linear::Linear;
+use crate::pool::Pool;
 use crate::qwen3::embedder::split_by_tokens;
 use crate::weights::Weights;
 use crate::{EmbedError, Result};
@@ -124,9 +123,8 @@ pub(crate) struct Encoder {
     relu: bool,
     vocab: usize,
     max_positions: usize,
-    /// Buffers of finished forwards (one per forward that ran at once), reused by the
-    /// next ones.
-    spare: Mutex<Vec<Buffers>>,
+    /// Buffers of finished forwards, reused by the next ones.
+    spare: Pool<Buffers>,
 }
 
 /// Buffers one forward pass reuses from layer to layer.
@@ -230,7 +228,7 @@ impl Encoder {
             relu: cfg.hidden_act == "relu",
             vocab: cfg.vocab_size,
             max_positions: cfg.max_position_embeddings,
-            spare: Mutex::default(),
+            spare: Pool::default(),
         })
     }
 
@@ -306,19 +304,11 @@ impl Encoder {
             spans.push((at, seq.len()));
             at += seq.len();
         }
-        let mut buf = self
-            .spare
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .unwrap_or_default();
+        let mut buf = self.spare.take();
         for layer in &self.layers {
             self.layer(layer, &spans, &mut x, &mut buf, threads);
         }
-        self.spare
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(buf);
+        self.spare.put(buf);
         x
     }
 

@@ -19,8 +19,6 @@
 //!
 //! Projections are [`Linear`] layers, in f32 or int8 as the model was loaded.
 
-use std::sync::{Mutex, PoisonError};
-
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
@@ -29,6 +27,7 @@ use super::embedder::split_by_tokens;
 use crate::attention::{attend, Heads, Mask};
 use crate::kernels::{rms_norm, silu_mul};
 use crate::linear::Linear;
+use crate::pool::Pool;
 use crate::weights::Weights;
 use crate::{EmbedError, Result};
 
@@ -57,9 +56,8 @@ pub(crate) struct Qwen3Transformer {
     /// cos and sin of `position · inv_freq`, `head_dim / 2` of each per position.
     rope_cos: Vec<f32>,
     rope_sin: Vec<f32>,
-    /// Buffers of finished forwards (one per forward that ran at once), reused by the
-    /// next ones.
-    spare: Mutex<Vec<Buffers>>,
+    /// Buffers of finished forwards, reused by the next ones.
+    spare: Pool<Buffers>,
 }
 
 /// Buffers one forward pass reuses from layer to layer.
@@ -176,7 +174,7 @@ impl Qwen3Transformer {
             eps,
             rope_cos,
             rope_sin,
-            spare: Mutex::default(),
+            spare: Pool::default(),
         })
     }
 
@@ -229,12 +227,7 @@ impl Qwen3Transformer {
             spans.push((positions.len(), seq.len()));
             positions.extend(0..seq.len());
         }
-        let mut buf = self
-            .spare
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .unwrap_or_default();
+        let mut buf = self.spare.take();
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
             let mask = if i == last {
@@ -244,10 +237,7 @@ impl Qwen3Transformer {
             };
             self.layer(layer, &spans, &positions, mask, &mut x, &mut buf, threads);
         }
-        self.spare
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(buf);
+        self.spare.put(buf);
         if self.layers.is_empty() {
             x = spans
                 .iter()
