@@ -482,3 +482,69 @@ fn model_endpoints_speak_tei_and_openai() {
     assert!(value(&format!("quiver_model_batch_items_sum{rerank_labels}")) >= 3.0);
     assert!(value("quiver_wal_sync_duration_seconds_count") >= 1.0);
 }
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
+}
+
+/// `[models] quantize = "int8"` reaches the models a server loads: its embeddings and
+/// rerank scores are close to float32's but not equal to them, and a value it does not
+/// know stops the server with the key named.
+#[test]
+fn int8_models_serve_close_to_float32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    for fixture in ["qwen3-embed", "qwen3-rerank"] {
+        install(&data, fixture);
+    }
+    let direct = ModelRegistry::new(&data, ServiceConfig::default());
+    let embedder = direct.embedder(EMBED).unwrap();
+    let reranker = direct.reranker(RERANK).unwrap();
+    let s = spawn(&data, &[("QUIVER_MODELS_QUANTIZE", "int8")]);
+    let texts = ["the zebra crossed the river", "fresh bread", "solar panels"];
+    let full = embedder.embed(&texts, None, Priority::Bulk).unwrap();
+    let r = s.req(
+        "POST",
+        "/embed",
+        Some(&json!({"inputs": texts, "model": EMBED})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    for (g, want) in r.json().as_array().unwrap().iter().zip(&full) {
+        let got = floats(g);
+        let cos = cosine(&got, want);
+        assert!(cos > 0.99, "int8 cosine to float32 {cos}");
+        assert!(
+            max_diff(&got, want) > 1e-6,
+            "int8 gave float32's vector exactly"
+        );
+    }
+    let query = "which animal crossed the river";
+    let want = reranker.score(query, &texts, None).unwrap();
+    let r = s.req(
+        "POST",
+        "/rerank",
+        Some(&json!({"query": query, "texts": texts, "model": RERANK})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    for hit in r.json().as_array().unwrap() {
+        let i = usize::try_from(hit["index"].as_u64().unwrap()).unwrap();
+        let got = hit["score"].as_f64().unwrap() as f32;
+        assert!(
+            (got - want[i]).abs() < 0.02,
+            "int8 score {got} vs {}",
+            want[i]
+        );
+    }
+    drop(s);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .current_dir(tmp.path())
+        .env("QUIVER_MODELS_QUANTIZE", "int4")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("quantize") && err.contains("int8"), "{err}");
+}
