@@ -117,8 +117,8 @@ fn shape(batch: usize, length: usize) -> String {
 /// Runs the benchmark.
 pub fn run(opts: &EmbedOptions) -> Result<Report> {
     let model_dir = crate::ir::require_model(&opts.data_dir, &opts.model)?;
-    let registry = ModelRegistry::new(&opts.data_dir, ServiceConfig::default())
-        .with_precision(opts.precision);
+    let registry =
+        ModelRegistry::new(&opts.data_dir, ServiceConfig::default()).with_precision(opts.precision);
     let model = std::sync::Arc::clone(registry.embedder(&opts.model)?.model());
     let mut work_embed = Map::new();
     let mut ours = Vec::new();

@@ -168,8 +168,8 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
     if let Some(r) = &opts.reranker {
         require_model(&opts.data_dir, r)?;
     }
-    let registry = ModelRegistry::new(&opts.data_dir, ServiceConfig::default())
-        .with_precision(opts.precision);
+    let registry =
+        ModelRegistry::new(&opts.data_dir, ServiceConfig::default()).with_precision(opts.precision);
     let width = registry.embedder(&opts.model)?.width();
     let tmp = tempfile::tempdir().map_err(|e| BenchError::io(Path::new("temp dir"), e))?;
     let db = Database::open(
