@@ -83,7 +83,14 @@ impl Graph {
             node: entry.node,
         };
         let mut cur = self.descend(s, score, start, entry.level, level);
-        for l in (0..=level.min(entry.level)).rev() {
+        let top = level.min(entry.level);
+        // Links are chosen level by level from the top, but written from level 0 up:
+        // a concurrent walk that reaches `node` on a level then always finds its links on
+        // every level below. Written top-down, a walk could descend into `node` before
+        // its level-0 links existed, see no neighbours there, and link its own node to
+        // `node` alone, leaving it one in-link that a later re-choice could drop.
+        let mut chosen_by_level: Vec<Vec<u32>> = Vec::with_capacity(top + 1);
+        for l in (0..=top).rev() {
             self.search_level(s, score, cur, self.ef_construction, l, None);
             let mut found = std::mem::take(&mut s.picked);
             found.clear();
@@ -98,14 +105,17 @@ impl Graph {
                     node: closest.node,
                 };
             }
-            let mut chosen = std::mem::take(&mut s.ids);
+            let mut chosen = Vec::with_capacity(self.m);
             self.select(&found, self.m, &mut chosen);
-            self.set_own_links(node, l, &chosen);
-            for &nb in &chosen {
+            chosen_by_level.push(chosen);
+            s.picked = found;
+        }
+        // `chosen_by_level` holds the top level first.
+        for (l, chosen) in chosen_by_level.iter().rev().enumerate() {
+            self.set_own_links(node, l, chosen);
+            for &nb in chosen {
                 self.link_back(nb, node, l);
             }
-            s.picked = found;
-            s.ids = chosen;
         }
     }
 

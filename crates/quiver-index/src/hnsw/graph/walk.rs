@@ -27,9 +27,8 @@ pub(super) struct Scratch {
     /// Links of the node being expanded, then its unvisited ones.
     links: Vec<u32>,
     fresh: Vec<u32>,
-    /// Free buffers for callers (neighbour selection).
+    /// A free buffer for callers (neighbour selection).
     pub(super) picked: Vec<Near>,
-    pub(super) ids: Vec<u32>,
 }
 
 impl Scratch {
