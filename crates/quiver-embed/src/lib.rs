@@ -1,6 +1,7 @@
 //! Quiver's built-in models: a Qwen3 embedder and reranker and a BERT-family embedder
-//! running in-process on candle, plus the batching service that shares one loaded model
-//! between every caller.
+//! running in-process on the CPU (weights read through candle; the forward passes and
+//! their kernels are Quiver's own, in float32 or int8), plus the batching service that
+//! shares one loaded model between every caller.
 
 mod attention;
 mod bert;
