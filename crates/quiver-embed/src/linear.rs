@@ -9,6 +9,8 @@
 use crate::int8::Int8Weight;
 use crate::kernels::{matmul, Out, Rhs, View};
 use crate::panels::{accumulate, F32Weight};
+use crate::weights::Weights;
+use crate::Result;
 
 /// Products of at most this many rows use the packed f32 kernel where there is one;
 /// larger ones use `gemm`, whose per-call packing of the weight is then amortized and
@@ -123,6 +125,58 @@ impl Linear {
             }
             Weight::Int8(w) => accumulate(w, x, rows, out, threads),
         }
+    }
+}
+
+/// A projection as a checkpoint stores it: PyTorch's `(outputs, inputs)` weight rows,
+/// and the bias where the model has one.
+pub(crate) struct Rows {
+    pub(crate) weight: Vec<f32>,
+    pub(crate) bias: Option<Vec<f32>>,
+}
+
+impl Rows {
+    /// Reads `{name}.weight` (and `{name}.bias` when `bias`).
+    pub(crate) fn read(
+        w: &Weights,
+        name: &str,
+        outputs: usize,
+        inputs: usize,
+        bias: bool,
+    ) -> Result<Rows> {
+        Ok(Rows {
+            weight: w.floats(&format!("{name}.weight"), &[outputs, inputs])?,
+            bias: if bias {
+                Some(w.floats(&format!("{name}.bias"), &[outputs])?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// The same projection with weights and bias multiplied by `factor`.
+    pub(crate) fn scaled(mut self, factor: f32) -> Rows {
+        self.weight.iter_mut().for_each(|x| *x *= factor);
+        if let Some(b) = &mut self.bias {
+            b.iter_mut().for_each(|x| *x *= factor);
+        }
+        self
+    }
+}
+
+impl Linear {
+    /// One layer from projections stacked along their outputs (a bias only if every
+    /// part has one).
+    pub(crate) fn stacked(parts: Vec<Rows>, inputs: usize, int8: bool) -> Linear {
+        let has_bias = parts.iter().all(|p| p.bias.is_some());
+        let mut weight = Vec::new();
+        let mut bias = Vec::new();
+        for p in parts {
+            weight.extend_from_slice(&p.weight);
+            bias.extend(p.bias.unwrap_or_default());
+        }
+        let outputs = weight.len() / inputs;
+        Linear::new(&weight, outputs, inputs, has_bias.then_some(bias), int8)
     }
 }
 

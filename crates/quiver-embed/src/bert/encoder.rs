@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::attention::{attend, Heads, Mask};
 use crate::kernels::{gelu, layer_norm};
-use crate::linear::Linear;
+use crate::linear::{Linear, Rows};
 use crate::pool::Pool;
 use crate::qwen3::embedder::split_by_tokens;
 use crate::weights::Weights;
@@ -136,22 +136,9 @@ struct Buffers {
     inter: Vec<f32>,
 }
 
-/// A `(out, in)` linear layer's weight rows and bias.
-struct Rows {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-}
-
-fn rows(w: &Weights, name: &str, outputs: usize, inputs: usize) -> Result<Rows> {
-    Ok(Rows {
-        weight: w.floats(&format!("{name}.weight"), &[outputs, inputs])?,
-        bias: w.floats(&format!("{name}.bias"), &[outputs])?,
-    })
-}
-
 fn dense(w: &Weights, name: &str, outputs: usize, inputs: usize, int8: bool) -> Result<Linear> {
-    let r = rows(w, name, outputs, inputs)?;
-    Ok(Linear::new(&r.weight, outputs, inputs, Some(r.bias), int8))
+    let r = Rows::read(w, name, outputs, inputs, true)?;
+    Ok(Linear::new(&r.weight, outputs, inputs, r.bias, int8))
 }
 
 fn norm(w: &Weights, name: &str, size: usize) -> Result<Norm> {
@@ -159,19 +146,6 @@ fn norm(w: &Weights, name: &str, size: usize) -> Result<Norm> {
         gamma: w.floats(&format!("{name}.weight"), &[size])?,
         beta: w.floats(&format!("{name}.bias"), &[size])?,
     })
-}
-
-/// Stacks the query, key and value projections into one `(3 · out, in)` projection,
-/// scaling the query's weights and bias by `scale`.
-fn stack_qkv(q: Rows, k: Rows, v: Rows, scale: f32, inputs: usize, int8: bool) -> Linear {
-    let mut weight: Vec<f32> = q.weight.iter().map(|x| x * scale).collect();
-    weight.extend_from_slice(&k.weight);
-    weight.extend_from_slice(&v.weight);
-    let mut bias: Vec<f32> = q.bias.iter().map(|x| x * scale).collect();
-    bias.extend_from_slice(&k.bias);
-    bias.extend_from_slice(&v.bias);
-    let outputs = bias.len();
-    Linear::new(&weight, outputs, inputs, Some(bias), int8)
 }
 
 impl Encoder {
@@ -202,11 +176,13 @@ impl Encoder {
             let a = format!("{p}.attention");
             let inter = cfg.intermediate_size;
             layers.push(Layer {
-                qkv: stack_qkv(
-                    rows(w, &format!("{a}.self.query"), h, h)?,
-                    rows(w, &format!("{a}.self.key"), h, h)?,
-                    rows(w, &format!("{a}.self.value"), h, h)?,
-                    scale,
+                // The score scale is folded into the query projection.
+                qkv: Linear::stacked(
+                    vec![
+                        Rows::read(w, &format!("{a}.self.query"), h, h, true)?.scaled(scale),
+                        Rows::read(w, &format!("{a}.self.key"), h, h, true)?,
+                        Rows::read(w, &format!("{a}.self.value"), h, h, true)?,
+                    ],
                     h,
                     int8,
                 ),

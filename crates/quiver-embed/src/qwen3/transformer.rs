@@ -26,7 +26,7 @@ use super::config::Qwen3Config;
 use super::embedder::split_by_tokens;
 use crate::attention::{attend, Heads, Mask};
 use crate::kernels::{rms_norm, silu_mul};
-use crate::linear::Linear;
+use crate::linear::{Linear, Rows};
 use crate::pool::Pool;
 use crate::weights::Weights;
 use crate::{EmbedError, Result};
@@ -71,36 +71,6 @@ struct Buffers {
     act: Vec<f32>,
 }
 
-/// A `(out, in)` projection's weight rows, with its bias if the model has biases.
-fn rows(w: &Weights, name: &str, outputs: usize, inputs: usize, bias: bool) -> Result<Rows> {
-    Ok(Rows {
-        weight: w.floats(&format!("{name}.weight"), &[outputs, inputs])?,
-        bias: if bias {
-            Some(w.floats(&format!("{name}.bias"), &[outputs])?)
-        } else {
-            None
-        },
-    })
-}
-
-struct Rows {
-    weight: Vec<f32>,
-    bias: Option<Vec<f32>>,
-}
-
-/// One linear layer from several projections stacked along their outputs.
-fn stacked(parts: Vec<Rows>, inputs: usize, int8: bool) -> Linear {
-    let has_bias = parts.iter().all(|p| p.bias.is_some());
-    let mut weight = Vec::new();
-    let mut bias = Vec::new();
-    for p in parts {
-        weight.extend_from_slice(&p.weight);
-        bias.extend(p.bias.unwrap_or_default());
-    }
-    let outputs = weight.len() / inputs;
-    Linear::new(&weight, outputs, inputs, has_bias.then_some(bias), int8)
-}
-
 impl Qwen3Transformer {
     /// Reads every tensor of the decoder from `w` (already viewed under the right prefix);
     /// `positions` bounds the sequence length (RoPE table size); `int8` quantizes the
@@ -124,25 +94,25 @@ impl Qwen3Transformer {
             let a = format!("{p}.self_attn");
             let m = format!("{p}.mlp");
             let qkv = vec![
-                rows(w, &format!("{a}.q_proj"), heads * d, h, bias)?,
-                rows(w, &format!("{a}.k_proj"), kv * d, h, bias)?,
-                rows(w, &format!("{a}.v_proj"), kv * d, h, bias)?,
+                Rows::read(w, &format!("{a}.q_proj"), heads * d, h, bias)?,
+                Rows::read(w, &format!("{a}.k_proj"), kv * d, h, bias)?,
+                Rows::read(w, &format!("{a}.v_proj"), kv * d, h, bias)?,
             ];
-            let o = rows(w, &format!("{a}.o_proj"), h, heads * d, bias)?;
+            let o = Rows::read(w, &format!("{a}.o_proj"), h, heads * d, bias)?;
             let gate_up = vec![
-                rows(w, &format!("{m}.gate_proj"), inter, h, false)?,
-                rows(w, &format!("{m}.up_proj"), inter, h, false)?,
+                Rows::read(w, &format!("{m}.gate_proj"), inter, h, false)?,
+                Rows::read(w, &format!("{m}.up_proj"), inter, h, false)?,
             ];
             let down = w.floats(&format!("{m}.down_proj.weight"), &[h, inter])?;
             let q_norm = w.floats(&format!("{a}.q_norm.weight"), &[d])?;
             layers.push(Layer {
                 input_norm: w.floats(&format!("{p}.input_layernorm.weight"), &[h])?,
-                qkv: stacked(qkv, h, int8),
+                qkv: Linear::stacked(qkv, h, int8),
                 q_norm: q_norm.iter().map(|g| g * scale).collect(),
                 k_norm: w.floats(&format!("{a}.k_norm.weight"), &[d])?,
                 o_proj: Linear::new(&o.weight, h, heads * d, o.bias, int8),
                 post_norm: w.floats(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
-                gate_up: stacked(gate_up, h, int8),
+                gate_up: Linear::stacked(gate_up, h, int8),
                 down: Linear::new(&down, h, inter, None, int8),
             });
         }
