@@ -220,16 +220,18 @@ pub fn write_legacy_dump(
         .collect();
     let slices: Vec<(&[f32], usize)> = prepared.iter().map(|(v, id)| (&v[..], *id)).collect();
     fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
+    // One row at a time: hnsw_rs's parallel insert can leave a row with no in-links (seen
+    // on a few collinear points), and these dumps feed tests that search them.
     let (m, ef, n) = (params.m, params.ef_construction, rows.len());
     let dumped = match distance {
         Distance::Cosine | Distance::L2 => {
             let g = Hnsw::<f32, DistL2>::new(m, n, 16, ef, DistL2);
-            g.parallel_insert_slice(&slices);
+            slices.iter().for_each(|&row| g.insert_slice(row));
             g.file_dump(dir, BASENAME)
         }
         Distance::Dot => {
             let g = Hnsw::<f32, DotDist>::new(m, n, 16, ef, DotDist);
-            g.parallel_insert_slice(&slices);
+            slices.iter().for_each(|&row| g.insert_slice(row));
             g.file_dump(dir, BASENAME)
         }
     };
