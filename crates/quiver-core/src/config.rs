@@ -79,6 +79,55 @@ impl Default for Bm25Config {
     }
 }
 
+/// Where chunk boundaries may fall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkStrategy {
+    /// End chunks at paragraph breaks, else sentence ends, else between words, whichever
+    /// comes latest while the chunk is at least half full; a hard cut only where a
+    /// window holds none of them.
+    #[default]
+    Sentence,
+    /// End every chunk after exactly `max_tokens` tokens.
+    Tokens,
+}
+
+/// How texts longer than one model input are cut into overlapping chunks, counted in
+/// the embedding model's own tokens (special tokens not included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkingConfig {
+    /// Longest chunk, in tokens.
+    pub max_tokens: usize,
+    /// Tokens each chunk repeats from the end of the one before it.
+    #[serde(default)]
+    pub overlap_tokens: usize,
+    #[serde(default)]
+    pub strategy: ChunkStrategy,
+}
+
+impl ChunkingConfig {
+    /// Rejects settings that cannot cut a text for a model taking `model_limit` text
+    /// tokens per input.
+    pub fn validate(&self, model_limit: usize) -> Result<()> {
+        let bad = |msg: String| Err(CoreError::InvalidConfig(msg));
+        if self.max_tokens == 0 || self.max_tokens > model_limit {
+            return bad(format!(
+                "chunking.max_tokens must be in 1..={model_limit} (the embedding model's \
+                 input limit), got {}",
+                self.max_tokens
+            ));
+        }
+        if self.overlap_tokens >= self.max_tokens {
+            return bad(format!(
+                "chunking.overlap_tokens must be less than max_tokens ({}), got {}",
+                self.max_tokens, self.overlap_tokens
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Candidates rescored at full length when only a prefix is indexed.
 pub const DEFAULT_RESCORE: usize = 100;
 /// Upper bound for `rescore` (and for any candidate list a query may ask for).
@@ -266,5 +315,39 @@ mod tests {
         edge.bm25 = Bm25Config { k1: 0.0, b: 1.0 };
         edge.validate().unwrap();
         assert!(serde_json::from_str::<CollectionConfig>(r#"{"dim":4,"bogus":1}"#).is_err());
+    }
+
+    #[test]
+    fn chunking_reads_with_defaults_and_refuses_what_cannot_cut() {
+        let c: ChunkingConfig = serde_json::from_str(r#"{"max_tokens":200}"#).unwrap();
+        assert_eq!(
+            c,
+            ChunkingConfig {
+                max_tokens: 200,
+                overlap_tokens: 0,
+                strategy: ChunkStrategy::Sentence
+            }
+        );
+        c.validate(254).unwrap();
+        let c: ChunkingConfig =
+            serde_json::from_str(r#"{"max_tokens":8,"overlap_tokens":7,"strategy":"tokens"}"#)
+                .unwrap();
+        c.validate(8).unwrap();
+        for (max, overlap, field) in [
+            (0, 0, "max_tokens"),
+            (9, 0, "max_tokens"),
+            (8, 8, "overlap_tokens"),
+            (4, 9, "overlap_tokens"),
+        ] {
+            let c = ChunkingConfig {
+                max_tokens: max,
+                overlap_tokens: overlap,
+                strategy: ChunkStrategy::Tokens,
+            };
+            let err = c.validate(8).unwrap_err().to_string();
+            assert!(err.contains(field), "{max} {overlap}: {err}");
+        }
+        assert!(serde_json::from_str::<ChunkingConfig>(r#"{"max_tokens":8,"x":1}"#).is_err());
+        assert!(serde_json::from_str::<ChunkingConfig>(r#"{"overlap_tokens":1}"#).is_err());
     }
 }

@@ -13,8 +13,8 @@ mod name;
 pub mod stats;
 
 pub use config::{
-    Bm25Config, CollectionConfig, HnswConfig, SyncPolicy, TextAnalyzer, DEFAULT_RESCORE,
-    MAX_RESCORE,
+    Bm25Config, ChunkStrategy, ChunkingConfig, CollectionConfig, HnswConfig, SyncPolicy,
+    TextAnalyzer, DEFAULT_RESCORE, MAX_RESCORE,
 };
 pub use distance::{dot, normalize, Distance};
 pub use document::{validate_vector, Document, Metadata};

@@ -5,6 +5,7 @@
 
 mod attention;
 mod bert;
+mod chunk;
 mod error;
 mod int8;
 mod kernels;
@@ -20,6 +21,7 @@ mod tokenizer;
 mod weights;
 
 pub use bert::BertEmbedder;
+pub use chunk::{chunk_tokens, Chunk};
 pub use error::{EmbedError, Result};
 pub use model::{truncate_normalize, Reranker, TextEmbedder};
 pub use qwen3::{ModelOptions, Precision, Qwen3Embedder, Qwen3Reranker};

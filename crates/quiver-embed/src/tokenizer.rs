@@ -82,6 +82,22 @@ impl TextTokenizer {
         self.max_length
     }
 
+    /// How many text tokens one input holds: the truncation length less the special
+    /// tokens the post-processor adds. The longest chunk a model can embed whole.
+    pub fn text_capacity(&self) -> usize {
+        self.max_length - self.added()
+    }
+
+    /// Byte spans in `text` of each token of its untruncated encoding, without special
+    /// tokens; what [`crate::chunk_tokens`] cuts by.
+    pub fn token_spans(&self, text: &str) -> Result<Vec<(usize, usize)>> {
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        Ok(enc.get_offsets().to_vec())
+    }
+
     /// Makes every encoding end with `token` (the Qwen3 embedding variant appends
     /// `<|endoftext|>`), unless the file's own post-processor already appends it, as the
     /// tokenizers shipped with Qwen3-Embedding checkpoints do.
@@ -108,11 +124,7 @@ impl TextTokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let err = |e: tokenizers::Error| EmbedError::Tokenizer(e.to_string());
         let mut enc = self.inner.encode_fast(text, false).map_err(err)?;
-        enc.truncate(
-            self.max_length - self.added(),
-            0,
-            TruncationDirection::Right,
-        );
+        enc.truncate(self.text_capacity(), 0, TruncationDirection::Right);
         let enc = self.inner.post_process(enc, None, true).map_err(err)?;
         Ok(enc.get_ids().to_vec())
     }

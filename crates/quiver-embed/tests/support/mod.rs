@@ -44,6 +44,17 @@ pub fn model_dir(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// The tokenizer of fixture `name` (`qwen3` or `bert`), unpacked into `dir`.
+pub fn tokenizer_file(name: &str, dir: &Path) -> PathBuf {
+    let src = match name {
+        "bert" => fixtures().join("bert/tokenizer.json.gz"),
+        _ => fixtures().join("qwen3-tokenizer.json.gz"),
+    };
+    let path = dir.join(format!("{name}-tokenizer.json"));
+    gunzip(&src, &path);
+    path
+}
+
 pub fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap()
