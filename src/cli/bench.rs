@@ -67,6 +67,11 @@ enum Bench {
         /// Model weight precision: none (float32) or int8.
         #[arg(long, default_value = "none", value_parser = ["none", "int8"])]
         quantize: String,
+        /// Join every K documents into one long one (a long document is as relevant
+        /// as its best part): measures what truncation at the model's input limit loses.
+        #[arg(long, value_name = "K", default_value_t = 1,
+              value_parser = clap::value_parser!(u16).range(1..=1000))]
+        merge_docs: u16,
     },
     /// HNSW recall@10 and QPS over an ef sweep, against hnswlib and faiss.
     Ann {
@@ -299,9 +304,11 @@ pub fn run(args: Args) -> Result<()> {
             alpha,
             batch,
             quantize,
+            merge_docs,
         } => {
             let mut o = IrOptions::new(dataset, model);
             o.precision = precision(&quantize);
+            o.merge_docs = usize::from(merge_docs);
             o.reranker = reranker;
             o.data_dir = common.data_dir.clone();
             o.quick = quick;

@@ -70,6 +70,43 @@ impl Dataset {
         self.queries.truncate(n);
     }
 
+    /// Turns the corpus into `k` times fewer, `k` times longer documents, for measuring
+    /// what truncation at a model's input limit loses: long document `j` of `g` joins
+    /// documents `j`, `j + g`, `j + 2g`, ... (so neighbours in the file, often on one
+    /// topic, land in different long documents and a relevant part sits at every
+    /// position equally often), separated by blank lines, with id `merged-j`. A long
+    /// document's gain for a query is the best gain of its parts. `k <= 1` changes nothing.
+    pub fn merge_docs(&mut self, k: usize) {
+        if k <= 1 {
+            return;
+        }
+        let groups = self.docs.len().div_ceil(k);
+        let mut texts = vec![Vec::with_capacity(k); groups];
+        let mut owner = HashMap::with_capacity(self.docs.len());
+        for (i, doc) in self.docs.drain(..).enumerate() {
+            let j = i % groups;
+            texts[j].push(doc.text);
+            owner.insert(doc.id, format!("merged-{j}"));
+        }
+        self.docs = texts
+            .into_iter()
+            .enumerate()
+            .map(|(j, parts)| Entry {
+                id: format!("merged-{j}"),
+                text: parts.join("\n\n"),
+            })
+            .collect();
+        for judged in self.qrels.values_mut() {
+            let mut merged = Judgments::new();
+            for (id, gain) in judged.drain() {
+                let Some(to) = owner.get(&id) else { continue };
+                let best = merged.entry(to.clone()).or_insert(gain);
+                *best = (*best).max(gain);
+            }
+            *judged = merged;
+        }
+    }
+
     /// The judgments of `query_id` (empty when it has none).
     pub fn judgments(&self, query_id: &str) -> &Judgments {
         static EMPTY: std::sync::OnceLock<Judgments> = std::sync::OnceLock::new();
@@ -184,6 +221,32 @@ mod tests {
         assert_eq!(d.judgments("q1")["1"], 3);
         assert_eq!(d.judgments("q1")["b"], 0);
         assert!(d.judgments("zz").is_empty());
+    }
+
+    #[test]
+    fn merged_documents_interleave_parts_and_keep_the_best_gain() {
+        let doc = |id: &str| Entry {
+            id: id.into(),
+            text: format!("text {id}"),
+        };
+        let mut d = Dataset {
+            docs: ["a", "b", "c", "d", "e"].map(doc).to_vec(),
+            ..Dataset::default()
+        };
+        d.qrels.insert(
+            "q".into(),
+            [("a", 1), ("c", 2), ("b", 0), ("gone", 3)]
+                .map(|(k, g)| (k.to_string(), g))
+                .into(),
+        );
+        d.merge_docs(2);
+        let ids: Vec<&str> = d.docs.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["merged-0", "merged-1", "merged-2"]);
+        assert_eq!(d.docs[0].text, "text a\n\ntext d");
+        assert_eq!(d.docs[2].text, "text c");
+        let q = d.judgments("q");
+        assert_eq!(q.len(), 3);
+        assert_eq!((q["merged-0"], q["merged-1"], q["merged-2"]), (1, 0, 2));
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct IrOptions {
     pub progress: bool,
     /// Precision our models load at.
     pub precision: Precision,
+    /// Join every this many documents into one long one ([`Dataset::merge_docs`]).
+    pub merge_docs: usize,
 }
 
 impl IrOptions {
@@ -88,6 +90,7 @@ impl IrOptions {
             ef: 128,
             progress: true,
             precision: Precision::F32,
+            merge_docs: 1,
         }
     }
 }
@@ -161,6 +164,7 @@ fn ids(hits: impl IntoIterator<Item = String>) -> Vec<String> {
 /// Runs the benchmark.
 pub fn run(opts: &IrOptions) -> Result<Report> {
     let mut data = Dataset::load(&opts.dataset)?;
+    data.merge_docs(opts.merge_docs);
     if opts.quick {
         data.truncate_queries(QUICK_QUERIES);
     }
@@ -310,8 +314,12 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
             }),
         );
     }
+    let merged = match opts.merge_docs {
+        0 | 1 => String::new(),
+        k => format!(", each joining {k} of the originals"),
+    };
     let mut md = format!(
-        "Dataset {} ({} documents, {} queries), model {}, ingest {:.1} s ({:.1} docs/s)\n\n",
+        "Dataset {} ({} documents{merged}, {} queries), model {}, ingest {:.1} s ({:.1} docs/s)\n\n",
         data.dir.display(),
         data.docs.len(),
         data.queries.len(),
@@ -353,6 +361,7 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
     let parameters = json!({
         "dataset": data.dir,
         "documents": data.docs.len(),
+        "merge_docs": opts.merge_docs.max(1),
         "queries": data.queries.len(),
         "model": opts.model,
         "reranker": opts.reranker,
