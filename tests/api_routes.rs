@@ -80,6 +80,7 @@ fn every_route_answers_as_documented() {
     assert_eq!(hits[0]["id"], "x");
     assert_eq!(hits[0]["text"], "the quick brown fox");
     assert_eq!(hits[0]["explain"]["dense"]["rank"], 1);
+    assert!(hits[0].get("highlights").is_none(), "dense hits have none");
     assert!((hits[0]["score"].as_f64().unwrap() - 1.0).abs() < 1e-4);
     assert!(q["timings_ms"]["total"].as_f64().unwrap() >= 0.0);
 
@@ -107,6 +108,8 @@ fn every_route_answers_as_documented() {
         let q = q.json();
         if let Some(h) = q["hits"].as_array().unwrap().first() {
             found = Some(h["id"].clone());
+            // "the quick brown fox": characters 4..9 and 16..19 hold the query's words.
+            assert_eq!(h["highlights"], json!([[4, 9], [16, 19]]), "{q}");
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -125,6 +128,7 @@ fn every_route_answers_as_documented() {
     let hit = &q.json()["hits"][0];
     assert_eq!(hit["id"], "x");
     assert_eq!(hit["explain"]["sparse"]["rank"], 1);
+    assert_eq!(hit["highlights"], json!([[16, 19]]));
 
     // Delete one document.
     let d = s.req("DELETE", "/collections/docs/documents/x", None);

@@ -99,13 +99,16 @@ class Document:
 
 @dataclass
 class Hit:
-    """One query hit; ``explain`` (per-stage ranks and scores) when asked for."""
+    """One query hit; ``explain`` (per-stage ranks and scores) when asked for;
+    ``highlights``, for sparse and hybrid hits, the ``(start, end)`` character ranges of
+    ``text`` that hold the query's words (``text[start:end]``)."""
 
     id: str
     score: float
     text: str
     metadata: dict[str, Any]
     explain: dict[str, Any] | None = None
+    highlights: list[tuple[int, int]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Hit":
@@ -115,6 +118,7 @@ class Hit:
             text=d.get("text", ""),
             metadata=dict(d.get("metadata") or {}),
             explain=d.get("explain"),
+            highlights=[(int(a), int(b)) for a, b in d.get("highlights") or []],
         )
 
 

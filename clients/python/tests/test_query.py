@@ -38,8 +38,12 @@ def test_modes(q: Quiver, papers: str) -> None:
     assert set(sparse.ids[:2]) == {"p1", "p5"} and len(sparse) == 2  # only they hold the words
     assert "sparse" in sparse.timings_ms and "total" in sparse.timings_ms
     assert sparse.raw["hits"][0]["id"] == sparse.hits[0].id
+    for h in sparse:  # the words that matched, stems included ("wedges")
+        words = sorted(h.text[a:b] for a, b in h.highlights)
+        assert words in (["supersonic", "wedge"], ["supersonic", "wedges"]), (h.text, words)
     dense = q.query(papers, text="supersonic wedge", mode="dense", top_k=6)
     assert len(dense.hits) == 6 and dense.hits[0].score >= dense.hits[-1].score
+    assert all(h.highlights == [] for h in dense)
     hybrid = q.query(papers, text="supersonic wedge", top_k=6, explain=True)
     top = hybrid.hits[0]
     assert top.explain is not None and set(top.explain) >= {"dense", "sparse", "fused"}

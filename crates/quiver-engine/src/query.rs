@@ -145,6 +145,9 @@ pub struct QueryHit {
     pub metadata: Metadata,
     /// Present when the query asked for explanations.
     pub explain: Option<Explain>,
+    /// Sparse and hybrid hits: where `text` holds the query's words, as character ranges
+    /// `[start, end)` found with the collection's analyzer; empty for dense hits.
+    pub highlights: Vec<[usize; 2]>,
 }
 
 /// Time spent per stage.

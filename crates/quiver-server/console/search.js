@@ -7,7 +7,7 @@
 import { api } from './api.js';
 import { collectionHeader } from './collections.js';
 import {
-  enc, errorBox, field, fmtMs, fmtScore, h, hideBox, highlight, jsonTree, parseJsonField,
+  enc, errorBox, field, fmtMs, fmtScore, h, hideBox, highlight, jsonTree, markRanges, parseJsonField,
   num, queryWords, showError, thead,
 } from './util.js';
 
@@ -215,7 +215,11 @@ function hitItem(name, hit, rank, words, earlier, request, cfg) {
       h('a', { class: 'hit-id mono', href: `#/collections/${enc(name)}/documents/${enc(hit.id)}`, text: hit.id }),
       h('span', { class: 'score', text: `score ${fmtScore(hit.score)}` })),
     chips,
-    h('div', { class: 'hit-text' }, highlight(hit.text || '', words)),
+    // The server marks sparse and hybrid hits with the collection's analyzer (stems
+    // included); dense hits get the query's words as typed.
+    h('div', { class: 'hit-text' }, hit.highlights
+      ? markRanges(hit.text || '', hit.highlights)
+      : highlight(hit.text || '', words)),
     explanation(hit, rank, request, cfg));
 }
 

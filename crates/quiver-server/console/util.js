@@ -134,6 +134,23 @@ function leaf(v) {
   return h('span', { class: `tree-val t-${type}`, text: JSON.stringify(v) });
 }
 
+/**
+ * `text` with the server's `highlights` in <mark>: `[start, end)` ranges in code points,
+ * which index `Array.from(text)` (JavaScript strings index UTF-16 units).
+ */
+export function markRanges(text, ranges) {
+  const out = h('span', { class: 'hl' });
+  const chars = Array.from(String(text));
+  let at = 0;
+  for (const [start, end] of ranges) {
+    if (start > at) out.append(document.createTextNode(chars.slice(at, start).join('')));
+    out.append(h('mark', { text: chars.slice(start, end).join('') }));
+    at = Math.max(at, end);
+  }
+  if (at < chars.length) out.append(document.createTextNode(chars.slice(at).join('')));
+  return out;
+}
+
 /** `text` as text nodes with the words of `words` (a lowercase Set) in <mark>. */
 export function highlight(text, words) {
   const out = h('span', { class: 'hl' });

@@ -427,6 +427,11 @@ pub struct QueryHit {
     /// Per-stage ranks and scores, when `explain` was set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<ExplainOut>,
+    /// Sparse and hybrid hits: `[start, end)` character ranges of `text` (Unicode scalar
+    /// values, as Python indexes strings) holding the query's words, found with the
+    /// collection's analyzer (so `flows` matches `flow`). Left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub highlights: Vec<[usize; 2]>,
 }
 
 /// A hit's place in one candidate list.

@@ -221,12 +221,19 @@ impl Collection {
                 (None, _, None) => None,
             };
             if let Some(d) = doc {
+                let highlights = match (&q.text, q.mode) {
+                    (Some(text), QueryMode::Sparse | QueryMode::Hybrid) => {
+                        self.inner.text.highlights(text, &d.text)
+                    }
+                    _ => Vec::new(),
+                };
                 hits.push(QueryHit {
                     id,
                     score,
                     text: d.text,
                     metadata: d.metadata,
                     explain: q.explain.then_some(explain),
+                    highlights,
                 });
             }
         }

@@ -35,6 +35,8 @@
 //! every character that is not a letter or digit, no possessive filter) keep that pipeline;
 //! a text index built or rebuilt now gets `quiver_en2`.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
@@ -151,6 +153,33 @@ impl Pipeline {
                 .filter(LowerCaser)
                 .build(),
         }
+    }
+
+    /// Where `text` holds one of `query`'s terms: the byte ranges of the words whose
+    /// analyzed form (stemmed, lowercased...) is a term the analyzed query holds, in
+    /// order, with overlapping or touching ranges (CJK n-grams) merged.
+    pub(crate) fn matches(self, query: &str, text: &str) -> Vec<(usize, usize)> {
+        let terms: HashSet<String> = self.tokens(query).into_iter().collect();
+        if terms.is_empty() {
+            return Vec::new();
+        }
+        let mut analyzer = self.build();
+        let mut stream = analyzer.token_stream(text);
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        while let Some(token) = stream.next() {
+            if terms.contains(&token.text) {
+                spans.push((token.offset_from, token.offset_to));
+            }
+        }
+        spans.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+        for (from, to) in spans {
+            match merged.last_mut() {
+                Some(last) if from <= last.1 => last.1 = last.1.max(to),
+                _ => merged.push((from, to)),
+            }
+        }
+        merged
     }
 
     pub(crate) fn tokens(self, text: &str) -> Vec<String> {

@@ -137,3 +137,27 @@ fn an_index_of_the_earlier_en_pipeline_keeps_it() {
     // `s` is no longer a word of it.
     assert!(fresh.search("s", 10, None).unwrap().is_empty());
 }
+
+#[test]
+fn highlights_mark_the_words_that_match_in_characters() {
+    let en = TextIndex::in_memory(Analyzer::En).unwrap();
+    let text = "Über flows: the Flow separated, and the flowing wake";
+    let marked: Vec<String> = en
+        .highlights("flow separation of the wake", text)
+        .iter()
+        .map(|[a, b]| text.chars().skip(*a).take(b - a).collect())
+        .collect();
+    // Words with the query's stems match ("flows", "Flow", "flowing"; "separated" and
+    // "separation"), stop words ("the", "and") do not.
+    assert_eq!(marked, ["flows", "Flow", "separated", "flowing", "wake"]);
+    // Offsets count characters: "Über" is 4 characters and 5 bytes.
+    assert_eq!(en.highlights("flow", text)[0], [5, 10]);
+    assert!(en.highlights("the and", text).is_empty());
+    assert!(en.highlights("", text).is_empty());
+
+    let cjk = TextIndex::in_memory(Analyzer::Cjk).unwrap();
+    let text = "我们去公园散步，公园很大";
+    let got = cjk.highlights("公园", text);
+    // The query's unigrams and bigram mark each run once, merged.
+    assert_eq!(got, [[3, 5], [8, 10]]);
+}

@@ -203,6 +203,7 @@ fn hit_out(h: quiver_engine::QueryHit) -> QueryHit {
         text: h.text,
         metadata: h.metadata,
         explain: h.explain.map(explain),
+        highlights: h.highlights,
     }
 }
 
