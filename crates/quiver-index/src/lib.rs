@@ -26,7 +26,7 @@ mod matryoshka;
 mod rowset;
 pub mod simd;
 
-pub use bm25::{Analyzer, CjkTokenizer, TextHit, TextIndex, WordTokenizer};
+pub use bm25::{Analyzer, CjkTokenizer, Highlighter, TextHit, TextIndex, WordTokenizer};
 pub use error::{IndexError, Result};
 pub use exact::{exact_search, Hit};
 pub use fields::{

@@ -209,6 +209,12 @@ impl Collection {
             !docs.contains_key(id) && !matches!(located.get(id.as_str()), Some(At::Segment(..)))
         });
         let st = needs_lock.then(|| self.inner.state.read());
+        let mut highlighter = match (&q.text, q.mode) {
+            (Some(text), QueryMode::Sparse | QueryMode::Hybrid) => {
+                Some(self.inner.text.highlighter(text))
+            }
+            _ => None,
+        };
         let mut hits = Vec::with_capacity(q.top_k);
         for (id, score, explain) in ranked {
             let doc = match (docs.remove(&id), located.get(id.as_str()), &st) {
@@ -221,12 +227,9 @@ impl Collection {
                 (None, _, None) => None,
             };
             if let Some(d) = doc {
-                let highlights = match (&q.text, q.mode) {
-                    (Some(text), QueryMode::Sparse | QueryMode::Hybrid) => {
-                        self.inner.text.highlights(text, &d.text)
-                    }
-                    _ => Vec::new(),
-                };
+                let highlights = highlighter
+                    .as_mut()
+                    .map_or_else(Vec::new, |h| h.mark(&d.text));
                 hits.push(QueryHit {
                     id,
                     score,

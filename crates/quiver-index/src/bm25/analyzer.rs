@@ -155,19 +155,52 @@ impl Pipeline {
         }
     }
 
-    /// Where `text` holds one of `query`'s terms: the byte ranges of the words whose
-    /// analyzed form (stemmed, lowercased...) is a term the analyzed query holds, in
-    /// order, with overlapping or touching ranges (CJK n-grams) merged.
-    pub(crate) fn matches(self, query: &str, text: &str) -> Vec<(usize, usize)> {
-        let terms: HashSet<String> = self.tokens(query).into_iter().collect();
-        if terms.is_empty() {
-            return Vec::new();
-        }
+    pub(crate) fn tokens(self, text: &str) -> Vec<String> {
         let mut analyzer = self.build();
         let mut stream = analyzer.token_stream(text);
+        let mut out = Vec::new();
+        while let Some(token) = stream.next() {
+            out.push(token.text.clone());
+        }
+        out
+    }
+}
+
+/// Finds where texts hold one query's terms (see [`crate::TextIndex::highlighter`]): the
+/// query is analyzed once, then each text once.
+pub struct Highlighter {
+    terms: HashSet<String>,
+    analyzer: TextAnalyzer,
+}
+
+impl std::fmt::Debug for Highlighter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Highlighter")
+            .field("terms", &self.terms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Highlighter {
+    pub(crate) fn new(pipeline: Pipeline, query: &str) -> Self {
+        Highlighter {
+            terms: pipeline.tokens(query).into_iter().collect(),
+            analyzer: pipeline.build(),
+        }
+    }
+
+    /// The character ranges `[start, end)` of `text` (counted in Unicode scalar values,
+    /// as Python and most clients index strings) of the words whose analyzed form
+    /// (stemmed, lowercased...) is one of the query's terms, in order, with overlapping
+    /// or touching ranges (CJK n-grams) merged.
+    pub fn mark(&mut self, text: &str) -> Vec<[usize; 2]> {
+        if self.terms.is_empty() {
+            return Vec::new();
+        }
+        let mut stream = self.analyzer.token_stream(text);
         let mut spans: Vec<(usize, usize)> = Vec::new();
         while let Some(token) = stream.next() {
-            if terms.contains(&token.text) {
+            if self.terms.contains(&token.text) {
                 spans.push((token.offset_from, token.offset_to));
             }
         }
@@ -179,17 +212,17 @@ impl Pipeline {
                 _ => merged.push((from, to)),
             }
         }
+        // Byte offsets to character offsets, counting each stretch of text once.
+        let (mut at_byte, mut at_char) = (0, 0);
+        let mut to_char = |byte: usize| {
+            at_char += text[at_byte..byte].chars().count();
+            at_byte = byte;
+            at_char
+        };
         merged
-    }
-
-    pub(crate) fn tokens(self, text: &str) -> Vec<String> {
-        let mut analyzer = self.build();
-        let mut stream = analyzer.token_stream(text);
-        let mut out = Vec::new();
-        while let Some(token) = stream.next() {
-            out.push(token.text.clone());
-        }
-        out
+            .into_iter()
+            .map(|(from, to)| [to_char(from), to_char(to)])
+            .collect()
     }
 }
 

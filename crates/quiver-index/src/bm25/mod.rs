@@ -33,7 +33,7 @@ use tantivy::schema::{
 };
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-pub use analyzer::{Analyzer, CjkTokenizer};
+pub use analyzer::{Analyzer, CjkTokenizer, Highlighter};
 pub use words::WordTokenizer;
 
 use analyzer::Pipeline;
@@ -326,23 +326,10 @@ impl TextIndex {
         counted
     }
 
-    /// Highlights of `text` for `query`: the character ranges `[start, end)` (counted in
-    /// Unicode scalar values, as Python and most clients index strings) of the words that
-    /// match one of the query's terms through this index's analyzer, in order.
-    pub fn highlights(&self, query: &str, text: &str) -> Vec<[usize; 2]> {
-        let bytes = self.pipeline.matches(query, text);
-        let mut out = Vec::with_capacity(bytes.len());
-        let (mut at_byte, mut at_char) = (0, 0);
-        let mut to_char = |byte: usize| {
-            at_char += text[at_byte..byte].chars().count();
-            at_byte = byte;
-            at_char
-        };
-        for (from, to) in bytes {
-            let start = to_char(from);
-            out.push([start, to_char(to)]);
-        }
-        out
+    /// Marks where texts hold `query`'s words, through this index's own analyzer (so an
+    /// index keeps matching the way it indexed); see [`Highlighter::mark`].
+    pub fn highlighter(&self, query: &str) -> Highlighter {
+        Highlighter::new(self.pipeline, query)
     }
 
     /// The `k` best documents for `query` by BM25, best first (ties: lower key first).

@@ -143,7 +143,8 @@ fn highlights_mark_the_words_that_match_in_characters() {
     let en = TextIndex::in_memory(Analyzer::En).unwrap();
     let text = "Über flows: the Flow separated, and the flowing wake";
     let marked: Vec<String> = en
-        .highlights("flow separation of the wake", text)
+        .highlighter("flow separation of the wake")
+        .mark(text)
         .iter()
         .map(|[a, b]| text.chars().skip(*a).take(b - a).collect())
         .collect();
@@ -151,13 +152,13 @@ fn highlights_mark_the_words_that_match_in_characters() {
     // "separation"), stop words ("the", "and") do not.
     assert_eq!(marked, ["flows", "Flow", "separated", "flowing", "wake"]);
     // Offsets count characters: "Über" is 4 characters and 5 bytes.
-    assert_eq!(en.highlights("flow", text)[0], [5, 10]);
-    assert!(en.highlights("the and", text).is_empty());
-    assert!(en.highlights("", text).is_empty());
+    assert_eq!(en.highlighter("flow").mark(text)[0], [5, 10]);
+    assert!(en.highlighter("the and").mark(text).is_empty());
+    assert!(en.highlighter("").mark(text).is_empty());
 
     let cjk = TextIndex::in_memory(Analyzer::Cjk).unwrap();
     let text = "我们去公园散步，公园很大";
-    let got = cjk.highlights("公园", text);
+    let got = cjk.highlighter("公园").mark(text);
     // The query's unigrams and bigram mark each run once, merged.
     assert_eq!(got, [[3, 5], [8, 10]]);
 }
