@@ -209,12 +209,6 @@ impl Collection {
             !docs.contains_key(id) && !matches!(located.get(id.as_str()), Some(At::Segment(..)))
         });
         let st = needs_lock.then(|| self.inner.state.read());
-        let mut highlighter = match (&q.text, q.mode) {
-            (Some(text), QueryMode::Sparse | QueryMode::Hybrid) => {
-                Some(self.inner.text.highlighter(text))
-            }
-            _ => None,
-        };
         let mut hits = Vec::with_capacity(q.top_k);
         for (id, score, explain) in ranked {
             let doc = match (docs.remove(&id), located.get(id.as_str()), &st) {
@@ -227,20 +221,24 @@ impl Collection {
                 (None, _, None) => None,
             };
             if let Some(d) = doc {
-                let highlights = highlighter
-                    .as_mut()
-                    .map_or_else(Vec::new, |h| h.mark(&d.text));
                 hits.push(QueryHit {
                     id,
                     score,
                     text: d.text,
                     metadata: d.metadata,
                     explain: q.explain.then_some(explain),
-                    highlights,
+                    highlights: Vec::new(),
                 });
             }
         }
         drop(st);
+        // Marked after the memtable lock is released: writers need not wait for it.
+        if let (Some(text), QueryMode::Sparse | QueryMode::Hybrid) = (&q.text, q.mode) {
+            let mut highlighter = self.inner.text.highlighter(text);
+            for hit in &mut hits {
+                hit.highlights = highlighter.mark(&hit.text);
+            }
+        }
         timings.fetch = t.elapsed();
         Ok(QueryResult { hits, timings })
     }
