@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::Path;
 
-use quiver_storage::segment::{write_segment, Segment, SegmentRow, Tombstones};
+use quiver_storage::segment::{write_segment, Segment, SegmentChunk, SegmentRow, Tombstones};
 use quiver_storage::StorageError;
 
 fn write_sample(dir: &Path, rows: usize, dim: usize) -> std::path::PathBuf {
@@ -22,6 +22,7 @@ fn write_sample(dir: &Path, rows: usize, dim: usize) -> std::path::PathBuf {
         .collect();
     let mut seg_rows: Vec<SegmentRow<'_>> = (0..rows)
         .map(|i| SegmentRow {
+            chunks: &[],
             id: &ids[i],
             text: &texts[i],
             metadata_json: &metas[i],
@@ -103,6 +104,7 @@ fn write_even_ids(dir: &Path, rows: usize, text: &str) -> std::path::PathBuf {
     let vectors: Vec<[f32; 2]> = (0..rows).map(|i| [i as f32, -(i as f32)]).collect();
     let mut seg_rows: Vec<SegmentRow<'_>> = (0..rows)
         .map(|i| SegmentRow {
+            chunks: &[],
             id: &ids[i],
             text,
             metadata_json: "{}",
@@ -198,4 +200,142 @@ fn open_leaves_the_mappings_untouched() {
             f.display()
         );
     }
+}
+
+/// Rows `a`, `b`, `c`: `a` and `c` in chunks, `b` whole.
+fn write_chunked(dir: &Path) -> std::path::PathBuf {
+    let v = |x: f32| vec![x, -x];
+    let (va, vb, vc) = (v(1.0), v(2.0), v(3.0));
+    let (a0, a1, a2, c0, c1) = (v(10.0), v(11.0), v(12.0), v(30.0), v(31.0));
+    let a_chunks = [
+        SegmentChunk {
+            start: 0,
+            end: 6,
+            vector: &a0,
+        },
+        SegmentChunk {
+            start: 4,
+            end: 10,
+            vector: &a1,
+        },
+        SegmentChunk {
+            start: 8,
+            end: 13,
+            vector: &a2,
+        },
+    ];
+    let c_chunks = [
+        SegmentChunk {
+            start: 0,
+            end: 3,
+            vector: &c0,
+        },
+        SegmentChunk {
+            start: 3,
+            end: 7,
+            vector: &c1,
+        },
+    ];
+    let mut rows = vec![
+        SegmentRow {
+            id: "c",
+            text: "ccc cccc",
+            metadata_json: "{}",
+            lsn: 3,
+            vector: &vc,
+            chunks: &c_chunks,
+        },
+        SegmentRow {
+            id: "a",
+            text: "aaaa aaaa aaa",
+            metadata_json: "{}",
+            lsn: 1,
+            vector: &va,
+            chunks: &a_chunks,
+        },
+        SegmentRow {
+            id: "b",
+            text: "bb",
+            metadata_json: "{}",
+            lsn: 2,
+            vector: &vb,
+            chunks: &[],
+        },
+    ];
+    write_segment(dir, 1, 2, &mut rows).unwrap()
+}
+
+#[test]
+fn chunks_read_back_by_row_and_by_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = Segment::open(&write_chunked(dir.path())).unwrap();
+    assert!(seg.has_chunks());
+    // a: 3 chunks, b: one over its whole text, c: 2.
+    assert_eq!((seg.len(), seg.nodes()), (3, 6));
+    assert_eq!(seg.node_vectors().len(), 12);
+    let rows: Vec<usize> = (0..6).map(|n| seg.node_row(n)).collect();
+    assert_eq!(rows, [0, 0, 0, 1, 2, 2]);
+    assert_eq!(seg.row_nodes(0), 0..3);
+    assert_eq!(seg.row_nodes(1), 3..4);
+    assert_eq!(seg.row_nodes(2), 4..6);
+    assert_eq!(seg.node_span(1), 4..10);
+    assert_eq!(seg.node_span(3), 0..2);
+    assert_eq!(seg.node_vector(3), &[2.0, -2.0]);
+    assert_eq!(seg.node_vector(5), &[31.0, -31.0]);
+    let a = seg.chunks(0);
+    assert_eq!(a.len(), 3);
+    assert_eq!(
+        (a[2].start, a[2].end, a[2].vector),
+        (8, 13, &[12.0f32, -12.0][..])
+    );
+    assert!(seg.chunks(1).is_empty(), "a whole document lists no chunks");
+    assert_eq!(seg.vector(1), &[2.0, -2.0]);
+
+    // Without chunks, nodes are rows.
+    let plain = Segment::open(&write_sample(&dir.path().join("p"), 4, 3)).unwrap();
+    assert!(!plain.has_chunks());
+    assert_eq!(
+        (plain.nodes(), plain.node_row(2), plain.row_nodes(3)),
+        (4, 2, 3..4)
+    );
+    assert!(plain.chunks(0).is_empty());
+}
+
+#[test]
+fn damaged_chunk_files_fail_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_chunked(dir.path());
+    for name in ["chunks.f32", "chunks.idx"] {
+        let file = path.join(name);
+        let good = fs::read(&file).unwrap();
+        let mut bad = good.clone();
+        bad[5] ^= 0x40;
+        fs::write(&file, &bad).unwrap();
+        assert!(Segment::open(&path).is_err(), "{name} flipped");
+        fs::write(&file, &good[..good.len() - 4]).unwrap();
+        assert!(Segment::open(&path).is_err(), "{name} cut short");
+        fs::write(&file, &good).unwrap();
+    }
+    Segment::open(&path).unwrap();
+}
+
+#[test]
+fn chunk_outside_its_text_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = [1.0f32];
+    let chunks = [SegmentChunk {
+        start: 0,
+        end: 9,
+        vector: &v,
+    }];
+    let mut rows = vec![SegmentRow {
+        id: "a",
+        text: "short",
+        metadata_json: "{}",
+        lsn: 1,
+        vector: &v,
+        chunks: &chunks,
+    }];
+    let err = write_segment(dir.path(), 1, 1, &mut rows).unwrap_err();
+    assert!(err.to_string().contains("outside its 5-byte text"), "{err}");
 }

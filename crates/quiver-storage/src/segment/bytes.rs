@@ -104,6 +104,18 @@ pub(crate) fn check_envelope<'a>(
     magic: &[u8; 8],
     version: u32,
 ) -> Result<&'a [u8]> {
+    check_envelope_from(data, file, magic, version, version).map(|(_, body)| body)
+}
+
+/// [`check_envelope`] for a format that reads every version from `oldest` to
+/// `newest`; returns the version found with the body.
+pub(crate) fn check_envelope_from<'a>(
+    data: &'a [u8],
+    file: &Path,
+    magic: &[u8; 8],
+    oldest: u32,
+    newest: u32,
+) -> Result<(u32, &'a [u8])> {
     if data.len() < 16 {
         return Err(corruption(file, 0, "file too short"));
     }
@@ -119,14 +131,14 @@ pub(crate) fn check_envelope<'a>(
     let mut v = [0u8; 4];
     v.copy_from_slice(&data[8..12]);
     let found = u32::from_le_bytes(v);
-    if found != version {
+    if !(oldest..=newest).contains(&found) {
         return Err(StorageError::UnsupportedVersion {
             file: file.to_path_buf(),
             found,
-            supported: version,
+            supported: newest,
         });
     }
-    Ok(&data[12..split])
+    Ok((found, &data[12..split]))
 }
 
 /// Starts a whole-file record with its magic and version.

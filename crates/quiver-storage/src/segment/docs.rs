@@ -101,6 +101,12 @@ impl DocTable {
         std::str::from_utf8(self.id_bytes(row)).unwrap_or_default()
     }
 
+    /// Length in bytes of `row`'s text. Panics if `row >= len()`.
+    pub(crate) fn text_len(&self, row: usize) -> usize {
+        self.check_row(row);
+        le_u32(self.record(row), 12).map_or(0, |n| n as usize)
+    }
+
     /// LSN of `row`. Panics if `row >= len()`.
     pub(crate) fn lsn(&self, row: usize) -> u64 {
         self.check_row(row);

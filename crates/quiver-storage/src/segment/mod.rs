@@ -11,6 +11,12 @@
 //! | `docs.idx`    | `rows + 1` u64 offsets into `docs.bin`                | `writer.rs` |
 //! | `META`        | footer: dims, rows, LSN range, length + crc32 of each | `meta.rs`   |
 //! | `TOMBSTONES`  | deleted-row bitmap (optional)                         | `tombstones.rs` |
+//! | `chunks.f32`  | `chunks × dim` f32, when documents have chunks        | `chunks.rs` |
+//! | `chunks.idx`  | per chunk: row, byte range of its text                | `chunks.rs` |
+//!
+//! Searches address vectors by *node*: a chunk in a segment with chunks, else a row
+//! (one vector per document). [`Segment::nodes`], [`Segment::node_vectors`] and
+//! [`Segment::node_row`] hide which.
 //!
 //! [`Segment::open`] checks every file against the footer's lengths and checksums
 //! before use, reading the files with `read()` rather than through the mappings
@@ -20,6 +26,7 @@
 //! is a binary search over the mapped records.
 
 mod bytes;
+mod chunks;
 mod docs;
 mod mapped;
 mod meta;
@@ -31,11 +38,12 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use self::bytes::corruption;
+use self::chunks::ChunkTable;
 use self::docs::DocTable;
 use self::mapped::{Bytes, Vectors};
 use self::meta::{FileSum, Meta};
 pub use self::tombstones::{Tombstones, TOMBSTONES_FILE};
-pub use self::writer::{write_segment, SegmentRow};
+pub use self::writer::{write_segment, SegmentChunk, SegmentRow};
 use crate::{Result, StorageError};
 
 pub(crate) use self::bytes::{check_envelope, envelope, Reader as ByteReader};
@@ -44,6 +52,8 @@ const VECTORS_FILE: &str = "vectors.f32";
 const DOCS_FILE: &str = "docs.bin";
 const IDX_FILE: &str = "docs.idx";
 const META_FILE: &str = "META";
+const CHUNK_VECTORS_FILE: &str = "chunks.f32";
+const CHUNKS_IDX_FILE: &str = "chunks.idx";
 /// Suffix of a segment directory still being written.
 const TEMP_DIR_SUFFIX: &str = ".tmp";
 
@@ -93,6 +103,40 @@ pub fn remove_stale(segments_dir: &Path, live: &[u64]) -> Result<Vec<String>> {
     Ok(removed)
 }
 
+/// Verifies and maps the chunk files a version 2 footer lists.
+fn open_chunks(dir: &Path, meta: &Meta) -> Result<Option<ChunkTable>> {
+    let Some(sums) = meta.chunks else {
+        return Ok(None);
+    };
+    let meta_path = dir.join(META_FILE);
+    let count = usize::try_from(sums.count)
+        .map_err(|_| corruption(&meta_path, 84, "too many chunks for this host"))?;
+    let expect_vec = sums
+        .count
+        .checked_mul(u64::from(meta.dim))
+        .and_then(|n| n.checked_mul(4));
+    let expect_table = sums.count.checked_mul(chunks::ENTRY as u64);
+    if expect_vec != Some(sums.vectors.len) || expect_table != Some(sums.table.len) {
+        return Err(corruption(
+            &meta_path,
+            84,
+            "chunk file lengths disagree with chunks",
+        ));
+    }
+    let (vec_file, vec_path) = open_file(dir, CHUNK_VECTORS_FILE, sums.vectors)?;
+    verify::check_plain(&vec_file, &vec_path, sums.vectors)?;
+    let (table_file, table_path) = open_file(dir, CHUNKS_IDX_FILE, sums.table)?;
+    let mut reader = verify::SumReader::new(&table_file, &table_path, sums.table);
+    let walked = chunks::check_table(&mut reader, &table_path, sums.count, meta.rows);
+    reader.finish()?;
+    walked?;
+    Ok(Some(ChunkTable::new(
+        Vectors::new(Bytes::map(&vec_file, sums.vectors.len, &vec_path)?),
+        Bytes::map(&table_file, sums.table.len, &table_path)?,
+        count,
+    )))
+}
+
 /// One stored document, borrowed from the segment's mapping.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StoredDoc<'a> {
@@ -111,6 +155,15 @@ pub struct Segment {
     meta: Meta,
     vectors: Vectors,
     docs: DocTable,
+    chunks: Option<ChunkTable>,
+}
+
+/// One chunk of a stored document, borrowed from the segment's mapping.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoredChunk<'a> {
+    pub start: usize,
+    pub end: usize,
+    pub vector: &'a [f32],
 }
 
 /// Opens `name` in `dir` and checks its length against the footer's.
@@ -165,6 +218,7 @@ impl Segment {
         };
         verify::check_docs(&files, &meta)?;
 
+        let chunks = open_chunks(dir, &meta)?;
         let vectors = Vectors::new(Bytes::map(&vec_file, meta.vectors.len, &vec_path)?);
         let docs = Bytes::map(&docs_file, meta.docs.len, &docs_path)?;
         let idx = Bytes::map(&idx_file, meta.idx.len, &idx_path)?;
@@ -173,7 +227,73 @@ impl Segment {
             meta,
             vectors,
             docs: DocTable::new(docs, idx, rows_usize),
+            chunks,
         })
+    }
+
+    /// Vectors the searches address: chunks when the segment has them, else rows.
+    pub fn nodes(&self) -> usize {
+        self.chunks.as_ref().map_or(self.len(), ChunkTable::len)
+    }
+
+    /// Every node's vector, node-major.
+    pub fn node_vectors(&self) -> &[f32] {
+        match &self.chunks {
+            Some(c) => c.vectors(),
+            None => self.vectors(),
+        }
+    }
+
+    /// The vector of `node`. Panics if `node >= nodes()`.
+    pub fn node_vector(&self, node: usize) -> &[f32] {
+        let dim = self.dim();
+        &self.node_vectors()[node * dim..(node + 1) * dim]
+    }
+
+    /// The row `node` belongs to. Panics if `node >= nodes()`.
+    pub fn node_row(&self, node: usize) -> usize {
+        self.chunks.as_ref().map_or(node, |c| c.row(node))
+    }
+
+    /// The nodes of `row`, in text order (just `row` without chunks).
+    pub fn row_nodes(&self, row: usize) -> std::ops::Range<usize> {
+        match &self.chunks {
+            Some(c) => c.of_row(row),
+            None => row..row + 1,
+        }
+    }
+
+    /// Whether the segment stores chunks.
+    pub fn has_chunks(&self) -> bool {
+        self.chunks.is_some()
+    }
+
+    /// The byte range of `row`'s text that `node` covers (the whole text without
+    /// chunks). Panics if `node >= nodes()`.
+    pub fn node_span(&self, node: usize) -> std::ops::Range<usize> {
+        match &self.chunks {
+            Some(c) => c.span(node),
+            None => 0..self.docs.text_len(node),
+        }
+    }
+
+    /// The chunks of `row` as written: empty when the row has a single chunk over its
+    /// whole text (a document embedded whole) or the segment stores none.
+    pub fn chunks(&self, row: usize) -> Vec<StoredChunk<'_>> {
+        let nodes = self.row_nodes(row);
+        if !self.has_chunks() || nodes.len() < 2 {
+            return Vec::new();
+        }
+        nodes
+            .map(|n| {
+                let span = self.node_span(n);
+                StoredChunk {
+                    start: span.start,
+                    end: span.end,
+                    vector: self.node_vector(n),
+                }
+            })
+            .collect()
     }
 
     /// The segment's id.
@@ -261,6 +381,7 @@ mod tests {
         let v2 = [0.0f32, 7.0, f32::MIN_POSITIVE];
         let mut rows = vec![
             SegmentRow {
+                chunks: &[],
                 id: "zeta",
                 text: "z text",
                 metadata_json: "{\"a\":1}",
@@ -268,6 +389,7 @@ mod tests {
                 vector: &v1,
             },
             SegmentRow {
+                chunks: &[],
                 id: "alpha",
                 text: "",
                 metadata_json: "{}",
@@ -303,6 +425,7 @@ mod tests {
         let v = [1.0f32, 2.0];
         let mut dup = vec![
             SegmentRow {
+                chunks: &[],
                 id: "a",
                 text: "",
                 metadata_json: "{}",
@@ -310,6 +433,7 @@ mod tests {
                 vector: &v,
             },
             SegmentRow {
+                chunks: &[],
                 id: "a",
                 text: "",
                 metadata_json: "{}",
@@ -322,6 +446,7 @@ mod tests {
             Err(StorageError::InvalidInput(_))
         ));
         let mut short = vec![SegmentRow {
+            chunks: &[],
             id: "a",
             text: "",
             metadata_json: "{}",
@@ -350,6 +475,7 @@ mod tests {
         let v = [1.0f32];
         for id in [1, 2] {
             let mut rows = vec![SegmentRow {
+                chunks: &[],
                 id: "a",
                 text: "",
                 metadata_json: "{}",

@@ -261,6 +261,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, id)| SegmentRow {
+                chunks: &[],
                 id,
                 text: "some text",
                 metadata_json: "{}",

@@ -20,13 +20,20 @@
 //!
 //! `docs.idx`: `rows + 1` little-endian u64 byte offsets into `docs.bin`; record `r`
 //! spans `idx[r]..idx[r + 1]`.
+//!
+//! When any row has chunks, `chunks.f32` and `chunks.idx` (formats in `chunks.rs`) are
+//! written too, and `META` is version 2; a row without chunks then gets one chunk over
+//! its whole text with its own vector, so every row is reachable through its chunks.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::meta::{FileSum, Meta};
-use super::{segment_path, temp_path, DOCS_FILE, IDX_FILE, META_FILE, VECTORS_FILE};
+use super::meta::{ChunkSums, FileSum, Meta};
+use super::{
+    segment_path, temp_path, CHUNKS_IDX_FILE, CHUNK_VECTORS_FILE, DOCS_FILE, IDX_FILE, META_FILE,
+    VECTORS_FILE,
+};
 use crate::{fsutil, Result, StorageError};
 
 /// One row handed to [`write_segment`].
@@ -38,6 +45,16 @@ pub struct SegmentRow<'a> {
     pub metadata_json: &'a str,
     /// LSN of the write that produced this version of the document.
     pub lsn: u64,
+    pub vector: &'a [f32],
+    /// The row's chunks in text order; empty for a document embedded whole.
+    pub chunks: &'a [SegmentChunk<'a>],
+}
+
+/// One chunk of a [`SegmentRow`]: a byte range of its text and that range's vector.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentChunk<'a> {
+    pub start: usize,
+    pub end: usize,
     pub vector: &'a [f32],
 }
 
@@ -68,6 +85,15 @@ impl SumWriter {
             .map_err(|e| StorageError::io(&self.path, e))
     }
 
+    /// Writes `v` as little-endian f32s, through `buf`.
+    fn write_floats(&mut self, v: &[f32], buf: &mut Vec<u8>) -> Result<()> {
+        buf.clear();
+        for x in v {
+            buf.extend_from_slice(&x.to_le_bytes());
+        }
+        self.write(buf)
+    }
+
     fn finish(self) -> Result<FileSum> {
         let path = self.path;
         let file = self
@@ -87,6 +113,43 @@ fn len_u32(s: &str, what: &str) -> Result<u32> {
         .map_err(|_| StorageError::InvalidInput(format!("{what} longer than 4 GiB")))
 }
 
+/// Writes `chunks.f32` and `chunks.idx` for `rows` (sorted) into `dir`.
+fn write_chunks(dir: &Path, rows: &[SegmentRow<'_>], buf: &mut Vec<u8>) -> Result<ChunkSums> {
+    let mut vectors = SumWriter::create(dir.join(CHUNK_VECTORS_FILE))?;
+    let mut table = SumWriter::create(dir.join(CHUNKS_IDX_FILE))?;
+    let mut count = 0u64;
+    for (row, r) in rows.iter().enumerate() {
+        let whole = [SegmentChunk {
+            start: 0,
+            end: r.text.len(),
+            vector: r.vector,
+        }];
+        let chunks = if r.chunks.is_empty() {
+            &whole[..]
+        } else {
+            r.chunks
+        };
+        let row = u32::try_from(row)
+            .map_err(|_| StorageError::InvalidInput("more than 2^32 rows in one segment".into()))?;
+        for c in chunks {
+            vectors.write_floats(c.vector, buf)?;
+            // Both offsets fit: the text's length was checked against u32 above.
+            let (start, end) = (c.start as u32, c.end as u32);
+            let mut entry = [0u8; 12];
+            entry[..4].copy_from_slice(&row.to_le_bytes());
+            entry[4..8].copy_from_slice(&start.to_le_bytes());
+            entry[8..].copy_from_slice(&end.to_le_bytes());
+            table.write(&entry)?;
+            count += 1;
+        }
+    }
+    Ok(ChunkSums {
+        count,
+        vectors: vectors.finish()?,
+        table: table.finish()?,
+    })
+}
+
 /// Writes `rows` as segment `id` under `segments_dir` and returns its directory.
 ///
 /// Rows are sorted by id (byte order) so lookups can binary-search; ids must be
@@ -104,12 +167,27 @@ pub fn write_segment(
             w[0].id
         )));
     }
-    if let Some(r) = rows.iter().find(|r| r.vector.len() != dim) {
-        return Err(StorageError::InvalidInput(format!(
-            "row {:?} has {} components, the segment has {dim}",
-            r.id,
-            r.vector.len()
-        )));
+    for r in rows.iter() {
+        let lens = std::iter::once(r.vector.len()).chain(r.chunks.iter().map(|c| c.vector.len()));
+        if let Some(n) = lens.into_iter().find(|&n| n != dim) {
+            return Err(StorageError::InvalidInput(format!(
+                "row {:?} has a vector of {n} components, the segment has {dim}",
+                r.id
+            )));
+        }
+        if let Some(c) = r
+            .chunks
+            .iter()
+            .find(|c| c.start > c.end || c.end > r.text.len())
+        {
+            return Err(StorageError::InvalidInput(format!(
+                "row {:?} has a chunk {}..{} outside its {}-byte text",
+                r.id,
+                c.start,
+                c.end,
+                r.text.len()
+            )));
+        }
     }
     let dim32 = u32::try_from(dim)
         .map_err(|_| StorageError::InvalidInput(format!("dimension {dim} too large")))?;
@@ -131,11 +209,7 @@ pub fn write_segment(
     let mut idx = SumWriter::create(tmp.join(IDX_FILE))?;
     let mut floats = Vec::with_capacity(dim * 4);
     for row in rows.iter() {
-        floats.clear();
-        for x in row.vector {
-            floats.extend_from_slice(&x.to_le_bytes());
-        }
-        vectors.write(&floats)?;
+        vectors.write_floats(row.vector, &mut floats)?;
         idx.write(&docs.len.to_le_bytes())?;
         let mut head = [0u8; 20];
         head[..8].copy_from_slice(&row.lsn.to_le_bytes());
@@ -148,6 +222,11 @@ pub fn write_segment(
         docs.write(row.metadata_json.as_bytes())?;
     }
     idx.write(&docs.len.to_le_bytes())?;
+    let chunks = if rows.iter().any(|r| !r.chunks.is_empty()) {
+        Some(write_chunks(&tmp, rows, &mut floats)?)
+    } else {
+        None
+    };
 
     let meta = Meta {
         id,
@@ -158,6 +237,7 @@ pub fn write_segment(
         vectors: vectors.finish()?,
         docs: docs.finish()?,
         idx: idx.finish()?,
+        chunks,
     };
     let meta_path = tmp.join(META_FILE);
     let mut file = File::create(&meta_path).map_err(|e| StorageError::io(&meta_path, e))?;
