@@ -128,6 +128,10 @@ impl ChunkingConfig {
     }
 }
 
+/// The longest chunk any collection may ask for; the model's own limit is checked
+/// where the model is loaded.
+pub const MAX_CHUNK_TOKENS: usize = 32_768;
+
 /// Candidates rescored at full length when only a prefix is indexed.
 pub const DEFAULT_RESCORE: usize = 100;
 /// Upper bound for `rescore` (and for any candidate list a query may ask for).
@@ -180,6 +184,10 @@ pub struct CollectionConfig {
     /// BM25 scoring settings.
     #[serde(default, skip_serializing_if = "is_default")]
     pub bm25: Bm25Config,
+    /// How texts embedded on ingest are cut into chunks; `None` embeds each text whole
+    /// (truncated to the model's input limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunking: Option<ChunkingConfig>,
 }
 
 impl CollectionConfig {
@@ -196,6 +204,7 @@ impl CollectionConfig {
             analyzer: TextAnalyzer::default(),
             hnsw: HnswConfig::default(),
             bm25: Bm25Config::default(),
+            chunking: None,
         }
     }
 
@@ -242,6 +251,14 @@ impl CollectionConfig {
         }
         if !(0.0..=1.0).contains(&self.bm25.b) {
             return bad(format!("bm25.b must be in 0..=1, got {}", self.bm25.b));
+        }
+        if let Some(c) = &self.chunking {
+            if self.embedding_model.is_none() {
+                return bad("chunking needs an embedding_model: chunks are embedded on \
+                     ingest"
+                    .into());
+            }
+            c.validate(MAX_CHUNK_TOKENS)?;
         }
         for (name, v) in [
             ("embedding_model", &self.embedding_model),

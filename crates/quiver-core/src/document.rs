@@ -1,4 +1,5 @@
-//! Documents as the engine stores them: id, text, metadata and vector.
+//! Documents as the engine stores them: id, text, metadata and vector, and, for a
+//! text longer than one model input, the vectors of its chunks.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,21 @@ pub struct Document {
     pub text: String,
     #[serde(default)]
     pub metadata: Metadata,
+    pub vector: Vec<f32>,
+    /// Chunks of a text embedded piece by piece (see `ChunkingConfig`), in text order;
+    /// empty when the document is searched by `vector` alone. With chunks, `vector` is
+    /// the first chunk's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<DocChunk>,
+}
+
+/// One chunk of a document: a byte range of its text and that range's vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocChunk {
+    /// Byte offset of the chunk's first byte in the document's text.
+    pub start: usize,
+    /// Byte offset one past the chunk's last byte.
+    pub end: usize,
     pub vector: Vec<f32>,
 }
 

@@ -14,10 +14,10 @@ pub mod stats;
 
 pub use config::{
     Bm25Config, ChunkStrategy, ChunkingConfig, CollectionConfig, HnswConfig, SyncPolicy,
-    TextAnalyzer, DEFAULT_RESCORE, MAX_RESCORE,
+    TextAnalyzer, DEFAULT_RESCORE, MAX_CHUNK_TOKENS, MAX_RESCORE,
 };
 pub use distance::{dot, normalize, Distance};
-pub use document::{validate_vector, Document, Metadata};
+pub use document::{validate_vector, DocChunk, Document, Metadata};
 pub use error::{CoreError, Result};
 pub use filter::{Condition, Filter, KeyPath, MatchValue, Range, MAX_FILTER_DEPTH};
 pub use name::validate_name;

@@ -13,6 +13,11 @@ pub trait TextEmbedder: Send + Sync {
     /// Embeds a batch. `task: Some(t)` embeds queries with instruction `t`; `None`
     /// embeds documents. Returns one L2-normalized vector of `width()` per text.
     fn embed(&self, texts: &[&str], task: Option<&str>) -> Result<Vec<Vec<f32>>>;
+    /// Byte ranges of the tokens of `text` as a document (untruncated, no special
+    /// tokens): what chunking cuts by (see [`crate::chunk_tokens`]).
+    fn token_spans(&self, text: &str) -> Result<Vec<(usize, usize)>>;
+    /// Text tokens one document input holds before truncation: the longest chunk.
+    fn text_capacity(&self) -> usize;
 }
 
 /// A model that scores how well documents answer a query, in `0.0..=1.0`.

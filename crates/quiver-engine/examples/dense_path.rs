@@ -70,6 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let batch = chunk
             .iter()
             .map(|&i| Document {
+                chunks: Vec::new(),
                 id: format!("doc-{i}"),
                 text: String::new(),
                 metadata: Metadata::new(),
@@ -82,6 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     c.upsert(
         (0..50)
             .map(|i| Document {
+                chunks: Vec::new(),
                 id: format!("late-{i}"),
                 text: String::new(),
                 metadata: Metadata::new(),

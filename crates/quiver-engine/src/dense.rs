@@ -32,13 +32,13 @@ pub(crate) fn params(config: &CollectionConfig) -> HnswParams {
     }
 }
 
-/// Full vectors by row, for rescoring.
+/// Full vectors by node (see `Segment::nodes`), for rescoring.
 pub(crate) struct SegmentVectors<'a>(pub(crate) &'a Segment);
 
 impl VectorSource for SegmentVectors<'_> {
-    fn vector(&self, row: u64) -> Option<&[f32]> {
-        let row = usize::try_from(row).ok()?;
-        (row < self.0.len()).then(|| self.0.vector(row))
+    fn vector(&self, node: u64) -> Option<&[f32]> {
+        let node = usize::try_from(node).ok()?;
+        (node < self.0.nodes()).then(|| self.0.node_vector(node))
     }
 }
 

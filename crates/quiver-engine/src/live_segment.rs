@@ -25,8 +25,8 @@ use crate::Result;
 #[derive(Debug)]
 pub(crate) struct BuildGraph {
     pub(crate) graph: Arc<VecIndex>,
-    /// The graph key of each segment row.
-    pub(crate) key_of_row: Vec<u64>,
+    /// The graph key of each segment node (`Segment::nodes`).
+    pub(crate) key_of_node: Vec<u64>,
     /// A key no node of the graph has yet, and none above it.
     pub(crate) next_key: u64,
 }

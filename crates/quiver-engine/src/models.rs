@@ -7,8 +7,12 @@
 //! the write-ahead log carries exactly the vectors the indexes hold and recovery never runs
 //! a model.
 
-use quiver_core::{CollectionConfig, Document, Metadata};
-use quiver_embed::{truncate_normalize, EmbedError, ModelRegistry, Priority};
+use std::ops::Range;
+
+use quiver_core::{ChunkingConfig, CollectionConfig, DocChunk, Document, Metadata};
+use quiver_embed::{
+    chunk_tokens, truncate_normalize, EmbedError, ModelRegistry, Priority, TextEmbedder,
+};
 
 use crate::query::QueryHit;
 use crate::{EngineError, Result};
@@ -34,6 +38,12 @@ fn model_error(e: EmbedError) -> EngineError {
 /// them), missing ones are embedded as documents (no instruction) with the collection's
 /// model at bulk priority. A document without a vector in a collection without a model
 /// is invalid input.
+///
+/// With `chunking`, a text longer than one chunk is cut by the model's tokenizer
+/// ([`chunk_tokens`]) and each chunk is embedded: the document gets one vector per chunk
+/// and the first chunk's as its own. Each chunk's text is tokenized again to embed it,
+/// which can differ from the cut by a token at its edges (a word piece read as a word
+/// start); the model truncates the rare chunk that grows past its input.
 pub fn embed_documents(
     registry: &ModelRegistry,
     config: &CollectionConfig,
@@ -42,7 +52,9 @@ pub fn embed_documents(
     let missing: Vec<usize> = (0..docs.len())
         .filter(|&i| docs[i].vector.is_none())
         .collect();
-    let mut computed = Vec::new();
+    // Per document missing a vector: the byte ranges it is embedded as.
+    let mut pieces: Vec<Vec<Range<usize>>> = Vec::new();
+    let mut vectors = Vec::new();
     if !missing.is_empty() {
         let Some(model) = &config.embedding_model else {
             return Err(EngineError::InvalidInput(format!(
@@ -51,8 +63,25 @@ pub fn embed_documents(
             )));
         };
         let service = registry.embedder(model).map_err(model_error)?;
-        let texts: Vec<&str> = missing.iter().map(|&i| docs[i].text.as_str()).collect();
-        computed = service
+        pieces = missing
+            .iter()
+            .map(|&i| {
+                cut(
+                    service.model().as_ref(),
+                    config.chunking.as_ref(),
+                    &docs[i].text,
+                )
+            })
+            .collect::<Result<_>>()?;
+        let texts: Vec<&str> = missing
+            .iter()
+            .zip(&pieces)
+            .flat_map(|(&i, ranges)| {
+                let text = docs[i].text.as_str();
+                ranges.iter().map(move |r| &text[r.clone()])
+            })
+            .collect();
+        vectors = service
             .embed(&texts, None, Priority::Bulk)
             .map_err(model_error)?
             .iter()
@@ -60,18 +89,60 @@ pub fn embed_documents(
             .collect::<Result<Vec<_>, _>>()
             .map_err(model_error)?;
     }
-    let mut computed = computed.into_iter();
+    let mut vectors = vectors.into_iter();
+    let mut pieces = pieces.into_iter();
     Ok(docs
         .into_iter()
-        .map(|d| Document {
-            vector: match d.vector {
-                Some(v) => v,
-                None => computed.next().unwrap_or_default(),
-            },
-            id: d.id,
-            text: d.text,
-            metadata: d.metadata,
+        .map(|d| {
+            let (vector, chunks) = match d.vector {
+                Some(v) => (v, Vec::new()),
+                None => {
+                    let ranges = pieces.next().unwrap_or_default();
+                    let mut chunks: Vec<DocChunk> = ranges
+                        .into_iter()
+                        .zip(vectors.by_ref())
+                        .map(|(r, vector)| DocChunk {
+                            start: r.start,
+                            end: r.end,
+                            vector,
+                        })
+                        .collect();
+                    let vector = chunks.first().map(|c| c.vector.clone()).unwrap_or_default();
+                    if chunks.len() < 2 {
+                        chunks.clear();
+                    }
+                    (vector, chunks)
+                }
+            };
+            Document {
+                vector,
+                chunks,
+                id: d.id,
+                text: d.text,
+                metadata: d.metadata,
+            }
         })
+        .collect())
+}
+
+/// The byte ranges `text` is embedded as: its chunks when `chunking` is set and the text
+/// is longer than one, else the whole text.
+fn cut(
+    model: &dyn TextEmbedder,
+    chunking: Option<&ChunkingConfig>,
+    text: &str,
+) -> Result<Vec<Range<usize>>> {
+    let whole = vec![0..text.len()];
+    let Some(chunking) = chunking else {
+        return Ok(whole);
+    };
+    let spans = model.token_spans(text).map_err(model_error)?;
+    if spans.len() <= chunking.max_tokens {
+        return Ok(whole);
+    }
+    Ok(chunk_tokens(text, &spans, chunking)
+        .into_iter()
+        .map(|c| c.bytes)
         .collect())
 }
 
@@ -109,7 +180,8 @@ pub struct RerankedHit {
     pub rank_before: usize,
 }
 
-/// Scores `hits` against `query` with reranker `model`, then orders them by that score
+/// Scores `hits` against `query` with reranker `model` (each by its best chunk when it
+/// has chunks, see [`QueryHit::chunks`]), then orders them by that score
 /// (ties keep their fused order) and keeps the best `top_k`.
 pub fn rerank(
     registry: &ModelRegistry,
@@ -123,7 +195,16 @@ pub fn rerank(
         return Ok(Vec::new());
     }
     let service = registry.reranker(model).map_err(model_error)?;
-    let docs: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
+    // A chunked document is judged by its best chunk, which fits the model's input;
+    // its head alone could miss what matched.
+    let docs: Vec<&str> = hits
+        .iter()
+        .map(|h| {
+            h.chunks
+                .first()
+                .map_or(h.text.as_str(), |c| c.text.as_str())
+        })
+        .collect();
     let scores = service
         .score(query, &docs, instruction)
         .map_err(model_error)?;

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use quiver_core::{Filter, Metadata};
+use quiver_core::{DocChunk, Document, Filter, Metadata};
 pub use quiver_index::{Fusion, StageHit, DEFAULT_RRF_K};
 
 /// Which searches a query runs.
@@ -124,6 +124,9 @@ pub struct Explain {
     pub fused: Option<f32>,
     /// The reranker's verdict, when the hit was reranked (see [`crate::QueryPipeline`]).
     pub rerank: Option<Reranked>,
+    /// The chunk that gave a chunked document its dense score (or, without one, the
+    /// chunk the hit reports first): its number in the document.
+    pub chunk: Option<usize>,
 }
 
 /// A hit's reranking.
@@ -148,6 +151,74 @@ pub struct QueryHit {
     /// Sparse and hybrid hits: where `text` holds the query's words, as character ranges
     /// `[start, end)` found with the collection's analyzer; empty for dense hits.
     pub highlights: Vec<[usize; 2]>,
+    /// For a document stored in chunks: the chunks that matched, best first. Those the
+    /// dense search found come first, by similarity; a hit only the text search found
+    /// reports the chunk holding most highlighted words. Empty for documents stored
+    /// whole.
+    pub chunks: Vec<HitChunk>,
+}
+
+/// A chunk of a hit's document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HitChunk {
+    /// The chunk's number in its document (text order, from 0).
+    pub chunk: usize,
+    /// Character range `[start, end)` of the chunk in the hit's `text` (code points,
+    /// like `highlights`).
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    /// The chunk's dense similarity, when the dense search found it.
+    pub score: Option<f32>,
+}
+
+impl HitChunk {
+    /// Chunk `n` of a document whose text is `text` (`chars` its character offsets).
+    pub(crate) fn new(
+        text: &str,
+        chars: &CharOffsets,
+        n: usize,
+        c: &DocChunk,
+        score: Option<f32>,
+    ) -> Self {
+        HitChunk {
+            chunk: n,
+            start: chars.of(c.start),
+            end: chars.of(c.end),
+            text: text.get(c.start..c.end).unwrap_or_default().to_string(),
+            score,
+        }
+    }
+}
+
+/// Every chunk of a stored document, as hits report them (no scores; empty for a
+/// document stored whole).
+pub fn document_chunks(doc: &Document) -> Vec<HitChunk> {
+    let chars = CharOffsets::new(&doc.text);
+    doc.chunks
+        .iter()
+        .enumerate()
+        .map(|(n, c)| HitChunk::new(&doc.text, &chars, n, c, None))
+        .collect()
+}
+
+/// Byte offsets of a text turned into character offsets.
+pub(crate) struct CharOffsets {
+    /// Byte offset of every character boundary, in order.
+    bounds: Vec<usize>,
+}
+
+impl CharOffsets {
+    pub(crate) fn new(text: &str) -> Self {
+        let mut bounds: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+        bounds.push(text.len());
+        CharOffsets { bounds }
+    }
+
+    /// Characters before byte `b` (a boundary; else the boundaries below it).
+    pub(crate) fn of(&self, b: usize) -> usize {
+        self.bounds.partition_point(|&x| x < b)
+    }
 }
 
 /// Time spent per stage.

@@ -1,4 +1,5 @@
-//! A sealed segment's graph: built once (`quiver_index::DenseIndex`), exported into a flat file beside
+//! A sealed segment's graph over its nodes (chunks, or rows without chunks; see
+//! `Segment::nodes`): built once (`quiver_index::DenseIndex`), exported into a flat file beside
 //! the segment's vectors (`segments/<id>/graph.qvg`, format in
 //! `quiver_index::FlatGraph`'s `format` module), and from then on only mapped and
 //! searched in place.
@@ -64,8 +65,8 @@ impl SegmentGraph {
     }
 
     /// The graph of a segment just written from vectors already in a built graph (a
-    /// memtable's, keyed by write sequence, or a merged segment's): `row_of_key` gives
-    /// the row of each key that became one. Exported without inserting anything again;
+    /// memtable's, keyed by write sequence, or a merged segment's): `node_of_key` gives
+    /// the node of each key that became one. Exported without inserting anything again;
     /// falls back to a fresh build when the graph lacks a row or holds mostly nodes
     /// without a row (overwritten versions, deleted rows: leaving them out would leave
     /// too sparse a graph).
@@ -73,12 +74,12 @@ impl SegmentGraph {
         segment: &Segment,
         config: &CollectionConfig,
         graph: &VecIndex,
-        row_of_key: &[Option<usize>],
+        node_of_key: &[Option<usize>],
     ) -> Result<Self> {
         let graph = graph.graph();
-        if graph.len() <= segment.len().saturating_mul(2) {
-            let rows = VectorRows::new(segment.vectors(), segment.dim());
-            let row_of = |key: usize| row_of_key.get(key).copied().flatten();
+        if graph.len() <= segment.nodes().saturating_mul(2) {
+            let rows = VectorRows::new(segment.node_vectors(), segment.dim());
+            let row_of = |key: usize| node_of_key.get(key).copied().flatten();
             match FlatGraph::export_mapped(graph, rows, &row_of) {
                 Ok(flat) => return Ok(Self::new(save_and_map(flat, segment), config)),
                 Err(e) => {
@@ -134,7 +135,7 @@ impl SegmentGraph {
     ) -> Result<Vec<Hit>> {
         let segment = source.0;
         let distance = self.flat.distance();
-        let rows = VectorRows::new(segment.vectors(), segment.dim());
+        let rows = VectorRows::new(segment.node_vectors(), segment.dim());
         let prefix = self.flat.dim() < self.dim;
         // A walk `width` wide for `k` rows, rescored at full length when the graph
         // holds prefixes.
@@ -182,7 +183,7 @@ impl SegmentGraph {
 /// Whether a saved graph belongs to `segment` under the collection's current settings.
 fn fits(g: &FlatGraph, segment: &Segment, config: &CollectionConfig) -> bool {
     let p = params(config);
-    g.len() == segment.len()
+    g.len() == segment.nodes()
         && g.dim() == config.graph_dim()
         && g.stride() == segment.dim()
         && g.distance() == config.distance
@@ -208,7 +209,7 @@ pub(crate) fn insert_until_cancelled(
     Ok(true)
 }
 
-/// A graph over the segment's rows (row numbers as keys); `None` once `cancel`
+/// A graph over the segment's nodes (node numbers as keys); `None` once `cancel`
 /// is set.
 fn hnsw(
     segment: &Segment,
@@ -216,8 +217,8 @@ fn hnsw(
     cancel: &AtomicBool,
 ) -> Result<Option<DenseIndex>> {
     let index = VecIndex::new(config)?;
-    let rows: Vec<(u64, &[f32])> = (0..segment.len())
-        .map(|r| (r as u64, segment.vector(r)))
+    let rows: Vec<(u64, &[f32])> = (0..segment.nodes())
+        .map(|n| (n as u64, segment.node_vector(n)))
         .collect();
     if !insert_until_cancelled(&index, &rows, cancel)? {
         return Ok(None);
@@ -229,7 +230,11 @@ fn hnsw(
 }
 
 fn export(index: &DenseIndex, segment: &Segment) -> Result<FlatGraph> {
-    FlatGraph::export(index, VectorRows::new(segment.vectors(), segment.dim())).map_err(index_err)
+    FlatGraph::export(
+        index,
+        VectorRows::new(segment.node_vectors(), segment.dim()),
+    )
+    .map_err(index_err)
 }
 
 /// Saves `flat` into the segment and maps it back; a graph that cannot be saved stays
@@ -256,7 +261,7 @@ fn convert_legacy(segment: &Segment, config: &CollectionConfig) -> Option<FlatGr
         .map_err(index_err)
         .and_then(|g| {
             let p = params(config);
-            let same = g.len() == segment.len()
+            let same = g.len() == segment.nodes()
                 && g.dim() == config.graph_dim()
                 && g.distance() == config.distance
                 && (g.params().m, g.params().ef_construction) == (p.m, p.ef_construction);

@@ -38,6 +38,7 @@ fn options(seal_rows: usize, compact_small_rows: usize) -> DbOptions {
 
 fn doc(id: String, vector: Vec<f32>) -> Document {
     Document {
+        chunks: Vec::new(),
         id,
         text: String::new(),
         metadata: Metadata::new(),

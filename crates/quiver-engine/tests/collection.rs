@@ -24,6 +24,7 @@ fn doc(id: &str, v: [f32; 3]) -> Document {
     let mut metadata = Metadata::new();
     metadata.insert("len".into(), serde_json::json!(id.len()));
     Document {
+        chunks: Vec::new(),
         id: id.into(),
         text: format!("text of {id}"),
         metadata,

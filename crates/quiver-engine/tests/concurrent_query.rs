@@ -91,6 +91,7 @@ fn queries_run_beside_writes_seals_and_compactions() {
                 let mut metadata = Metadata::new();
                 metadata.insert("n".into(), json!(n));
                 Document {
+                    chunks: Vec::new(),
                     id: format!("w{n}"),
                     text: String::new(),
                     metadata,

@@ -31,6 +31,7 @@ fn doc(i: usize, rng: &mut StdRng) -> Document {
     let mut metadata = Metadata::new();
     metadata.insert("group".into(), json!(["a", "b", "c"][i % 3]));
     Document {
+        chunks: Vec::new(),
         id: format!("d{i}"),
         text: format!("document {i}"),
         metadata,

@@ -116,6 +116,7 @@ fn group(rng: &mut StdRng, depth: usize, non_empty: bool) -> Value {
 
 fn doc(id: usize, rng: &mut StdRng) -> Document {
     Document {
+        chunks: Vec::new(),
         id: format!("d{id}"),
         text: "common words".into(),
         metadata: object(rng, 2),
@@ -232,6 +233,7 @@ fn filtered_search_keeps_recall_at_every_selectivity() {
             let mut metadata = Metadata::new();
             metadata.insert("n".into(), json!(i));
             Document {
+                chunks: Vec::new(),
                 id: format!("v{i}"),
                 text: String::new(),
                 metadata,

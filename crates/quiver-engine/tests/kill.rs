@@ -9,6 +9,9 @@
 //! - both indexes agree with it: a dense (HNSW) query by each live document's vector
 //!   finds it among the top 3, and a sparse (BM25) query by its unique word finds it
 //!   first, and
+//! - chunked documents kept exactly their newest chunks: every chunk's vector finds its
+//!   document with that chunk winning, and an overwrite that changes the number of
+//!   chunks (the document "hot" alternates between 0, 2 and 3) leaves none behind, and
 //! - no file is left behind: the segment directories are exactly the live segments.
 //!
 //! The child is this test binary re-executed with `QUIVER_KILL_CHILD` set, running
@@ -25,7 +28,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use quiver_core::{CollectionConfig, Distance, Document, Metadata, SyncPolicy};
+use quiver_core::{CollectionConfig, Distance, DocChunk, Document, Metadata, SyncPolicy};
 use quiver_engine::{Collection, CollectionOptions, Database, DbOptions, Query, SEGMENTS_DIR};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -64,33 +67,65 @@ fn vector(n: u64, j: u64) -> Vec<f32> {
     vec![n as f32, j as f32, 1.0, 0.0]
 }
 
+/// `count` chunks over `text`, overlapping, each with its own vector.
+fn chunks(n: u64, j: u64, text: &str, count: usize) -> Vec<DocChunk> {
+    let step = text.len() / (count + 1);
+    (0..count)
+        .map(|k| DocChunk {
+            start: k * step,
+            end: if k + 1 == count {
+                text.len()
+            } else {
+                (k + 2) * step
+            },
+            vector: vec![n as f32, j as f32, 1.0, 10.0 + k as f32],
+        })
+        .collect()
+}
+
 fn upsert_docs(n: u64) -> Vec<Document> {
     let mut docs: Vec<Document> = (0..3)
-        .map(|j| Document {
-            id: format!("b{n}-{j}"),
-            text: word(n, j),
-            metadata: Metadata::new(),
-            vector: vector(n, j),
+        .map(|j| {
+            let text = match j {
+                1 => format!("{} alpha beta gamma delta", word(n, j)),
+                _ => word(n, j),
+            };
+            Document {
+                chunks: if j == 1 {
+                    chunks(n, j, &text, 3)
+                } else {
+                    Vec::new()
+                },
+                id: format!("b{n}-{j}"),
+                text,
+                metadata: Metadata::new(),
+                vector: vector(n, j),
+            }
         })
         .collect();
+    let text = format!("{n} hot document text");
     docs.push(Document {
+        chunks: chunks(n, 9, &text, [0, 2, 3][n as usize % 3]),
         id: "hot".into(),
-        text: n.to_string(),
+        text,
         metadata: Metadata::new(),
         vector: vector(n, 9),
     });
     docs
 }
 
-/// The state after operations `0..p`: id -> vector.
-fn simulate(p: u64) -> BTreeMap<String, Vec<f32>> {
+/// A document as recovery must find it: vector and chunks.
+type Stored = (Vec<f32>, Vec<DocChunk>);
+
+/// The state after operations `0..p`: id -> vector and chunks.
+fn simulate(p: u64) -> BTreeMap<String, Stored> {
     let mut state = BTreeMap::new();
     for n in 0..p {
         if is_delete(n) {
             state.remove(&format!("b{}-2", n - 2));
         } else {
             for d in upsert_docs(n) {
-                state.insert(d.id, d.vector);
+                state.insert(d.id, (d.vector, d.chunks));
             }
         }
     }
@@ -134,7 +169,7 @@ fn child_writer_process() {
     }
 }
 
-fn recovered_state(dir: &Path) -> BTreeMap<String, Vec<f32>> {
+fn recovered_state(dir: &Path) -> BTreeMap<String, Stored> {
     let db = Database::open(dir, options()).unwrap();
     let Ok(c) = db.collection(COLLECTION) else {
         return BTreeMap::new();
@@ -150,29 +185,49 @@ fn recovered_state(dir: &Path) -> BTreeMap<String, Vec<f32>> {
     let mut live: Vec<String> = c.segments().iter().map(|s| s.id().to_string()).collect();
     live.sort();
     assert_eq!(on_disk, live, "segment directories after restart");
-    let mut state = BTreeMap::new();
-    c.for_each_live(|d| {
-        state.insert(d.id.to_string(), d.vector.to_vec());
-    });
+    let mut ids = Vec::new();
+    c.for_each_live(|d| ids.push(d.id.to_string()));
+    let state: BTreeMap<String, Stored> = ids
+        .into_iter()
+        .map(|id| {
+            let d = c.get(&id).unwrap().unwrap();
+            (id, (d.vector, d.chunks))
+        })
+        .collect();
     assert_eq!(c.count(), state.len());
     if let Some(hot) = c.get("hot").unwrap() {
-        assert_eq!(hot.vector, vector(hot.text.parse().unwrap(), 9));
+        let n: u64 = hot.text.split(' ').next().unwrap().parse().unwrap();
+        assert_eq!(hot.vector, vector(n, 9));
     }
     check_indexes(&c, &state);
     state
 }
 
-/// Every live document is found by its vector (HNSW) and by its word (BM25).
-fn check_indexes(c: &Collection, state: &BTreeMap<String, Vec<f32>>) {
-    for (id, v) in state {
-        let dense: Vec<String> = c
-            .query(&Query::dense(v.clone(), 3))
-            .unwrap()
-            .hits
-            .into_iter()
-            .map(|h| h.id)
-            .collect();
-        assert!(dense.contains(id), "dense query for {id} gave {dense:?}");
+/// Every live document is found by its vector (HNSW) and by its word (BM25), and a
+/// chunked one by each chunk's vector, that chunk winning.
+fn check_indexes(c: &Collection, state: &BTreeMap<String, Stored>) {
+    for (id, (v, chunks)) in state {
+        let dense = c.query(&Query::dense(v.clone(), 3)).unwrap().hits;
+        let ids: Vec<&str> = dense.iter().map(|h| h.id.as_str()).collect();
+        if chunks.is_empty() {
+            assert!(
+                ids.contains(&id.as_str()),
+                "dense query for {id} gave {ids:?}"
+            );
+        }
+        let mut seen = ids.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), ids.len(), "a document listed twice: {ids:?}");
+        for (k, chunk) in chunks.iter().enumerate() {
+            let hits = c
+                .query(&Query::dense(chunk.vector.clone(), 3))
+                .unwrap()
+                .hits;
+            let hit = hits.iter().find(|h| &h.id == id);
+            let won = hit.and_then(|h| h.chunks.first()).map(|ch| ch.chunk);
+            assert_eq!(won, Some(k), "chunk {k} of {id}: {hits:?}");
+        }
         let text = match id.strip_prefix('b').and_then(|r| r.split_once('-')) {
             Some((n, j)) => word(n.parse().unwrap(), j.parse().unwrap()),
             None => c.get(id).unwrap().unwrap().text,
@@ -187,7 +242,7 @@ fn check_indexes(c: &Collection, state: &BTreeMap<String, Vec<f32>>) {
 }
 
 /// Which prefix length `p` produced `state`, if any.
-fn matching_prefix(state: &BTreeMap<String, Vec<f32>>) -> Option<u64> {
+fn matching_prefix(state: &BTreeMap<String, Stored>) -> Option<u64> {
     let newest = state
         .keys()
         .filter_map(|id| {

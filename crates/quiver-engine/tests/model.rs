@@ -146,6 +146,7 @@ fn run(ops: Vec<Op>, distance: Distance, seal_rows: usize) -> Result<(), TestCas
                 let docs: Vec<Document> = batch
                     .iter()
                     .map(|&(i, v)| Document {
+                        chunks: Vec::new(),
                         id: format!("id{i}"),
                         text: format!("id{i} at step {step} {}", COLOURS[(step + i as usize) % 3]),
                         metadata: Metadata::new(),

@@ -20,6 +20,7 @@ fn docs() -> Vec<Document> {
             let mut v = vec![0.0; 4];
             v[i] = 1.0;
             Document {
+                chunks: Vec::new(),
                 id: format!("d{i}"),
                 text: (*t).into(),
                 metadata: Metadata::new(),

@@ -30,6 +30,7 @@ fn doc(id: &str, text: &str, lang: &str, vector: Vec<f32>) -> Document {
     let mut metadata = Metadata::new();
     metadata.insert("lang".into(), json!(lang));
     Document {
+        chunks: Vec::new(),
         id: id.into(),
         text: text.into(),
         metadata,

@@ -33,6 +33,7 @@ fn probe(i: usize) -> Document {
     let mut metadata = Metadata::new();
     metadata.insert("probe".into(), json!(i));
     Document {
+        chunks: Vec::new(),
         id: format!("probe-{i}"),
         text: format!("a note about {}", word(i)),
         metadata,
@@ -85,6 +86,7 @@ fn every_mode_sees_acknowledged_upserts_and_deletes_at_once() {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 let d = Document {
+                    chunks: Vec::new(),
                     id: format!("noise-{}", n % 500),
                     text: "other words entirely".into(),
                     metadata: Metadata::new(),

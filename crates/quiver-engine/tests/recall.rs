@@ -63,6 +63,7 @@ fn load(c: &Collection, rng: &mut StdRng) -> Vec<Vec<f32>> {
                 let mut metadata = Metadata::new();
                 metadata.insert("bucket".into(), json!(i % 3));
                 Document {
+                    chunks: Vec::new(),
                     id: format!("d{i}"),
                     text: String::new(),
                     metadata,

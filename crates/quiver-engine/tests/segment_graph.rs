@@ -43,6 +43,7 @@ fn build(root: &Path) -> Vec<PathBuf> {
     for s in 0..SEGMENTS {
         let docs = (0..PER_SEGMENT)
             .map(|i| Document {
+                chunks: Vec::new(),
                 id: format!("d{s}-{i:04}"),
                 text: String::new(),
                 metadata: Metadata::new(),

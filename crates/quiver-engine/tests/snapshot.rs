@@ -43,6 +43,7 @@ fn doc(i: usize, rng: &mut impl Rng) -> Document {
     let mut metadata = Metadata::new();
     metadata.insert("n".into(), serde_json::json!(i));
     Document {
+        chunks: Vec::new(),
         id: format!("d{i}"),
         text,
         metadata,

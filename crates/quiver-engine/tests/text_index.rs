@@ -22,6 +22,7 @@ fn opts() -> DbOptions {
 
 fn doc(i: usize) -> Document {
     Document {
+        chunks: Vec::new(),
         id: format!("d{i}"),
         text: format!("word{i} common"),
         metadata: Metadata::new(),
@@ -124,6 +125,7 @@ fn bm25_settings_rank_and_survive_reopen() {
             let texts = ["apple apple apple apple pie", "apple pie", "cherry pie"];
             for (i, text) in texts.into_iter().enumerate() {
                 c.upsert(vec![Document {
+                    chunks: Vec::new(),
                     text: text.into(),
                     ..doc(i)
                 }])

@@ -100,6 +100,14 @@ impl TextEmbedder for BertEmbedder {
         Ok(self.tokenize(text)?.len())
     }
 
+    fn token_spans(&self, text: &str) -> Result<Vec<(usize, usize)>> {
+        self.tokenizer.token_spans(text)
+    }
+
+    fn text_capacity(&self) -> usize {
+        self.tokenizer.text_capacity()
+    }
+
     fn embed(&self, texts: &[&str], _task: Option<&str>) -> Result<Vec<Vec<f32>>> {
         let ids = texts
             .iter()

@@ -124,6 +124,14 @@ impl TextEmbedder for Qwen3Embedder {
         Ok(self.tokenize(text, task)?.len())
     }
 
+    fn token_spans(&self, text: &str) -> Result<Vec<(usize, usize)>> {
+        self.tokenizer.token_spans(text)
+    }
+
+    fn text_capacity(&self) -> usize {
+        self.tokenizer.text_capacity()
+    }
+
     fn embed(&self, texts: &[&str], task: Option<&str>) -> Result<Vec<Vec<f32>>> {
         let ids = texts
             .iter()

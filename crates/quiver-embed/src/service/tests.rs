@@ -65,6 +65,21 @@ impl TextEmbedder for Fake {
         Ok(tokens(text, task))
     }
 
+    fn token_spans(&self, text: &str) -> Result<Vec<(usize, usize)>> {
+        Ok(text
+            .split(' ')
+            .scan(0, |at, w| {
+                let span = (*at, *at + w.len());
+                *at += w.len() + 1;
+                Some(span)
+            })
+            .collect())
+    }
+
+    fn text_capacity(&self) -> usize {
+        512
+    }
+
     fn embed(&self, texts: &[&str], task: Option<&str>) -> Result<Vec<Vec<f32>>> {
         let call = (
             task.map(String::from),

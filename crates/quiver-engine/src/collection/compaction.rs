@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quiver_storage::segment::{write_segment, Segment, SegmentRow};
+use quiver_storage::segment::{write_segment, Segment, SegmentChunk, SegmentRow};
 use quiver_storage::StorageError;
 
 use super::{Collection, Inner, SEGMENTS_DIR};
@@ -124,9 +124,21 @@ impl Inner {
     /// Returns false when the collection began closing first.
     fn merge(&self, picked: &Picked, id: u64) -> Result<bool> {
         let mut docs = Vec::new();
+        let mut chunks: Vec<Vec<SegmentChunk<'_>>> = Vec::new();
         for (seg, rows) in picked {
             for &row in rows {
                 docs.push(seg.segment().doc(row)?);
+                chunks.push(
+                    seg.segment()
+                        .chunks(row)
+                        .into_iter()
+                        .map(|c| SegmentChunk {
+                            start: c.start,
+                            end: c.end,
+                            vector: c.vector,
+                        })
+                        .collect(),
+                );
             }
         }
         let new_seg = if docs.is_empty() {
@@ -134,12 +146,14 @@ impl Inner {
         } else {
             let mut rows: Vec<SegmentRow<'_>> = docs
                 .iter()
-                .map(|d| SegmentRow {
+                .zip(&chunks)
+                .map(|(d, chunks)| SegmentRow {
                     id: d.id,
                     text: d.text,
                     metadata_json: d.metadata_json,
                     lsn: d.lsn,
                     vector: d.vector,
+                    chunks,
                 })
                 .collect();
             let path = write_segment(&self.dir.join(SEGMENTS_DIR), id, self.config.dim, &mut rows)?;
@@ -178,10 +192,11 @@ impl Inner {
         Ok(true)
     }
 
-    /// The merged segment's graph from input `base`'s build graph: its live rows keep
-    /// their nodes, the other inputs' live rows are inserted, and its deleted rows are
-    /// left out at export. Also returns the grown build graph when the merged segment is
-    /// small enough to be merged again. `None` once the collection begins closing.
+    /// The merged segment's graph from input `base`'s build graph: its live rows' nodes
+    /// keep their places, the other inputs' live rows' nodes are inserted, and its
+    /// deleted rows are left out at export. Also returns the grown build graph when the
+    /// merged segment is small enough to be merged again. `None` once the collection
+    /// begins closing.
     fn grow_graph(
         &self,
         segment: &Segment,
@@ -189,22 +204,30 @@ impl Inner {
         base: usize,
         mut graph: BuildGraph,
     ) -> Result<Option<(SegmentGraph, Option<BuildGraph>)>> {
-        let mut row_of_key: Vec<Option<usize>> = Vec::new();
-        let mut set = |key: u64, row: Option<usize>| {
+        let mut node_of_key: Vec<Option<usize>> = Vec::new();
+        let mut set = |key: u64, node: Option<usize>| {
             let key = usize::try_from(key).unwrap_or(usize::MAX);
-            if key >= row_of_key.len() {
-                row_of_key.resize(key + 1, None);
+            if key >= node_of_key.len() {
+                node_of_key.resize(key + 1, None);
             }
-            row_of_key[key] = row;
+            node_of_key[key] = node;
+        };
+        // The nodes of input row `r` and of its copy in the merged segment, in order.
+        let pairs = |seg: &Segment, r: usize| {
+            let to = segment.find(seg.id_of(r)).map(|row| segment.row_nodes(row));
+            seg.row_nodes(r)
+                .enumerate()
+                .map(move |(c, from)| (from, to.clone().map(|t| t.start + c)))
         };
         let (base_seg, base_rows) = &picked[base];
         for &r in base_rows {
-            match graph.key_of_row.get(r) {
-                Some(&key) if key < graph.next_key => {
-                    set(key, segment.find(base_seg.segment().id_of(r)));
+            for (from, to) in pairs(base_seg.segment(), r) {
+                match graph.key_of_node.get(from) {
+                    Some(&key) if key < graph.next_key => set(key, to),
+                    // A node missing from the graph: the export finds it missing and
+                    // rebuilds.
+                    _ => {}
                 }
-                // A row without a node: the export finds it missing and rebuilds.
-                _ => {}
             }
         }
         let mut inserts: Vec<(u64, &[f32])> = Vec::new();
@@ -215,26 +238,28 @@ impl Inner {
             .map(|(_, p)| p)
         {
             for &r in rows {
-                let key = graph.next_key;
-                graph.next_key += 1;
-                set(key, segment.find(seg.segment().id_of(r)));
-                inserts.push((key, seg.segment().vector(r)));
+                for (from, to) in pairs(seg.segment(), r) {
+                    let key = graph.next_key;
+                    graph.next_key += 1;
+                    set(key, to);
+                    inserts.push((key, seg.segment().node_vector(from)));
+                }
             }
         }
         if !insert_until_cancelled(&graph.graph, &inserts, &self.closing)? {
             return Ok(None);
         }
-        let flat = SegmentGraph::from_graph(segment, &self.config, &graph.graph, &row_of_key)?;
+        let flat = SegmentGraph::from_graph(segment, &self.config, &graph.graph, &node_of_key)?;
         if segment.len() >= self.opts.compact_small_rows {
             return Ok(Some((flat, None)));
         }
-        let mut key_of_row = vec![u64::MAX; segment.len()];
-        for (key, row) in row_of_key.iter().enumerate() {
-            if let Some(row) = *row {
-                key_of_row[row] = key as u64;
+        let mut key_of_node = vec![u64::MAX; segment.nodes()];
+        for (key, node) in node_of_key.iter().enumerate() {
+            if let Some(node) = *node {
+                key_of_node[node] = key as u64;
             }
         }
-        graph.key_of_row = key_of_row;
+        graph.key_of_node = key_of_node;
         Ok(Some((flat, Some(graph))))
     }
 

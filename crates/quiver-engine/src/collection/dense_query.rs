@@ -7,27 +7,33 @@
 //! under that same lock, and are filtered and searched after it is released: the bulk
 //! of a query never holds a lock that a writer, seal or compaction waits for.
 //!
-//! Results stay lean until the end: a segment hit is `(score, segment, row)` and a
-//! memtable hit is a shared id, so no id string is built per hit. The lists of all
-//! segments and memtables are merged by score (ties: id ascending, borrowed from the
-//! mapped segment or the memtable's shared id), and only the final `depth` hits are
-//! turned into owned ids. With `exact`, every allowed row is scored by brute force
+//! Graphs hold nodes: one per chunk of a chunked document, else one per document. A
+//! search asks each graph for more nodes than `depth` when its documents average more
+//! than one (see [`node_depth`]) and [`merge`] groups them per document: a document
+//! scores as its best chunk, and keeps the list of its chunks that were found.
+//!
+//! Results stay lean until the end: a segment hit is `(score, segment, row, chunk)` and
+//! a memtable hit a shared id and chunk, so no id string is built per hit. The lists of
+//! all segments and memtables are merged by score (ties: id ascending, borrowed from
+//! the mapped segment or the memtable's shared id), and only the final `depth`
+//! documents are turned into owned ids. With `exact`, every allowed row is scored by brute force
 //! instead of walking the graphs; the scores are the same [`Distance::score`] the
 //! graph searches report.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quiver_core::{Condition, Distance, Filter};
-use quiver_index::{compile_filter, RowSet};
+use quiver_index::{compile_filter, RowSet, VectorSource};
 
 use super::{parse_metadata, text_key, State};
 use crate::dense::{SearchArgs, SegmentVectors, VecIndex};
 use crate::live_segment::LiveSegment;
 use crate::memtable::Memtable;
 use crate::Result;
+use quiver_storage::segment::Segment;
 
 /// Evaluates one condition on stored metadata: the metadata index's slow path.
 fn verify(metadata_json: Option<&str>, c: &Condition) -> bool {
@@ -164,10 +170,21 @@ fn keep_best<T>(v: &mut Vec<T>, k: usize, mut cmp: impl FnMut(&T, &T) -> Orderin
     v.sort_unstable_by(cmp);
 }
 
-/// A memtable hit: its id outlives the state lock without a copy.
-pub(super) type MemHit = (Arc<str>, f32);
+/// A memtable hit: its id outlives the state lock without a copy; score; chunk.
+pub(super) type MemHit = (Arc<str>, f32, u32);
 
-/// The `depth` best allowed documents of one memtable, by its graph or exactly.
+/// Most nodes a graph search returns per document wanted.
+const MAX_NODES_PER_DOC: usize = 4;
+
+/// Nodes to ask a graph of `live` documents and `live_nodes` nodes for, so that its
+/// best `depth` documents are likely among them: `depth` times the chunks per
+/// document, at most [`MAX_NODES_PER_DOC`] times.
+pub(super) fn node_depth(depth: usize, live: usize, live_nodes: usize) -> usize {
+    let per_doc = live_nodes.div_ceil(live.max(1)).clamp(1, MAX_NODES_PER_DOC);
+    depth.saturating_mul(per_doc)
+}
+
+/// The best allowed nodes of one memtable, by its graph or exactly.
 fn search_memtable(
     m: &Memtable,
     set: Option<&RowSet>,
@@ -178,12 +195,12 @@ fn search_memtable(
     let filter = |seq: u64| {
         set.is_none_or(|s| s.contains(seq)) && m.current(seq).is_some_and(|(id, _)| !shadowed(id))
     };
+    let k = node_depth(a.depth, m.live(), m.live_nodes());
     let mut rows: Vec<(u64, f32)> = if a.exact {
         let t = Instant::now();
         let rows = (0..m.writes() as u64)
             .filter(|&seq| filter(seq))
-            .filter_map(|seq| m.current(seq).map(|(_, d)| (seq, d)))
-            .map(|(seq, d)| (seq, a.distance.score(a.query, &d.vector)))
+            .filter_map(|seq| m.vector(seq).map(|v| (seq, a.distance.score(a.query, v))))
             .collect();
         *index_time += t.elapsed();
         rows
@@ -191,19 +208,20 @@ fn search_memtable(
         let Some(graph) = m.graph() else {
             return Ok(Vec::new());
         };
-        let args = a.search_args(set, m.live());
+        let mut args = a.search_args(set, m.live_nodes());
+        args.k = k;
         let t = Instant::now();
         let hits = VecIndex::search(graph, &args, &filter, m, m.writes() as u64)?;
         *index_time += t.elapsed();
         hits.into_iter().map(|h| (h.row, h.score)).collect()
     };
     let id = |seq: u64| m.current(seq).map_or("", |(id, _)| id);
-    keep_best(&mut rows, a.depth, |x, y| {
+    keep_best(&mut rows, k, |x, y| {
         best_first((x.1, id(x.0)), (y.1, id(y.0)))
     });
     Ok(rows
         .into_iter()
-        .filter_map(|(seq, score)| m.current_id(seq).map(|id| (Arc::clone(id), score)))
+        .filter_map(|(seq, score)| m.node(seq).map(|(id, _, c)| (Arc::clone(id), score, c)))
         .collect())
 }
 
@@ -233,16 +251,26 @@ pub(super) fn search_memtables(
     Ok(out)
 }
 
-/// A segment hit: index into the snapshot, row in that segment.
+/// A segment hit: index into the snapshot, row in that segment, chunk of that row.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SegHit {
     pub(super) score: f32,
     pub(super) seg: u32,
     pub(super) row: u32,
+    pub(super) chunk: u32,
 }
 
-/// The `depth` best allowed rows of every segment of the snapshot (each segment's own
-/// list; [`merge`] ranks them together). Runs without the state lock.
+/// The allowed rows of a segment with chunks as its nodes.
+fn node_set(s: &Segment, rows: &RowSet) -> RowSet {
+    let mut nodes = RowSet::new();
+    for row in rows.iter() {
+        nodes.add_all(s.row_nodes(row as usize).map(|n| n as u64));
+    }
+    nodes
+}
+
+/// The best allowed nodes of every segment of the snapshot (each segment's own list;
+/// [`merge`] ranks them together). Runs without the state lock.
 pub(super) fn search_segments(
     segments: &[Arc<LiveSegment>],
     allowed: Option<&SegAllowed>,
@@ -251,44 +279,63 @@ pub(super) fn search_segments(
 ) -> Result<Vec<SegHit>> {
     let mut out = Vec::new();
     for (i, seg) in segments.iter().enumerate() {
-        let set = allowed.map(|x| &x.sets[i]);
+        let row_set = allowed.map(|x| &x.sets[i]);
         let s = seg.segment();
-        // Segment rows and indexes fit u32: segments are written from one memtable
-        // or one merge, far below 2^32 rows.
+        // Segment rows, nodes and indexes fit u32: segments are written from one
+        // memtable or one merge, far below 2^32 rows.
         let Ok(seg_ix) = u32::try_from(i) else { break };
-        let filter =
-            |row: u64| !seg.is_deleted(row as usize) && set.is_none_or(|x| x.contains(row));
-        if a.exact {
+        let chunked = s.has_chunks();
+        let nodes = if chunked {
+            row_set.map(|set| node_set(s, set))
+        } else {
+            None
+        };
+        let set = if chunked { nodes.as_ref() } else { row_set };
+        let live_nodes = if chunked {
+            // Deleted rows' chunks are not counted; an estimate is all the plan needs.
+            (seg.live_count() as u64 * s.nodes() as u64 / s.len().max(1) as u64) as usize
+        } else {
+            seg.live_count()
+        };
+        let k = node_depth(a.depth, seg.live_count(), live_nodes);
+        let row_allowed =
+            |row: usize| !seg.is_deleted(row) && row_set.is_none_or(|x| x.contains(row as u64));
+        let filter = |node: u64| row_allowed(s.node_row(node as usize));
+        let hits: Vec<(usize, f32)> = if a.exact {
             let t = Instant::now();
-            let mut rows: Vec<(usize, f32)> = seg
+            let mut nodes: Vec<(usize, f32)> = seg
                 .live_rows()
-                .filter(|&r| set.is_none_or(|x| x.contains(r as u64)))
-                .map(|r| (r, a.distance.score(a.query, s.vector(r))))
+                .filter(|&r| row_set.is_none_or(|x| x.contains(r as u64)))
+                .flat_map(|r| s.row_nodes(r))
+                .map(|n| (n, a.distance.score(a.query, s.node_vector(n))))
                 .collect();
             *index_time += t.elapsed();
-            keep_best(&mut rows, a.depth, |x, y| {
-                best_first((x.1, s.id_of(x.0)), (y.1, s.id_of(y.0)))
+            keep_best(&mut nodes, k, |x, y| {
+                best_first(
+                    (x.1, s.id_of(s.node_row(x.0))),
+                    (y.1, s.id_of(s.node_row(y.0))),
+                )
             });
-            out.extend(rows.into_iter().filter_map(|(r, score)| {
-                Some(SegHit {
-                    score,
-                    seg: seg_ix,
-                    row: u32::try_from(r).ok()?,
-                })
-            }));
-            continue;
-        }
-        let args = a.search_args(set, seg.live_count());
-        let t = Instant::now();
-        let hits = seg
-            .graph()
-            .search(&args, &filter, &SegmentVectors(s), s.len() as u64)?;
-        *index_time += t.elapsed();
-        out.extend(hits.into_iter().filter_map(|h| {
+            nodes
+        } else {
+            let mut args = a.search_args(set, live_nodes);
+            args.k = k;
+            let t = Instant::now();
+            let hits = seg
+                .graph()
+                .search(&args, &filter, &SegmentVectors(s), s.nodes() as u64)?;
+            *index_time += t.elapsed();
+            hits.into_iter()
+                .map(|h| (h.row as usize, h.score))
+                .collect()
+        };
+        out.extend(hits.into_iter().filter_map(|(node, score)| {
+            let row = s.node_row(node);
             Some(SegHit {
-                score: h.score,
+                score,
                 seg: seg_ix,
-                row: u32::try_from(h.row).ok()?,
+                row: u32::try_from(row).ok()?,
+                chunk: u32::try_from(node - s.row_nodes(row).start).ok()?,
             })
         }));
     }
@@ -304,15 +351,18 @@ pub(super) enum At {
     Memtable,
 }
 
-/// The merged dense list, best first: owned ids (for fusion and the answer) and
-/// where each hit lives.
+/// The merged dense list, best first: owned ids (for fusion and the answer), where
+/// each document lives, and its chunks the searches found (chunk number and score,
+/// best first; the first is the document's score).
 #[derive(Debug, Default)]
 pub(super) struct DenseList {
     pub(super) ranked: Vec<(String, f32)>,
     pub(super) at: Vec<At>,
+    pub(super) chunks: Vec<Vec<(u32, f32)>>,
 }
 
-/// Ranks every segment and memtable hit together and keeps the best `depth`; only
+/// Ranks every segment and memtable hit together, groups them per document (a
+/// document scores as its best chunk) and keeps the best `depth` documents; only
 /// those become owned strings.
 pub(super) fn merge(
     segments: &[Arc<LiveSegment>],
@@ -324,6 +374,7 @@ pub(super) fn merge(
         score: f32,
         id: &'a str,
         at: At,
+        chunk: u32,
     }
     let mut all: Vec<Cand<'_>> = Vec::with_capacity(seg_hits.len() + mem_hits.len());
     for h in seg_hits {
@@ -332,22 +383,33 @@ pub(super) fn merge(
             score: h.score,
             id: segments[seg].segment().id_of(row),
             at: At::Segment(seg, row),
+            chunk: h.chunk,
         });
     }
-    for (id, score) in mem_hits {
+    for (id, score, chunk) in mem_hits {
         all.push(Cand {
             score: *score,
             id,
             at: At::Memtable,
+            chunk: *chunk,
         });
     }
-    keep_best(&mut all, depth, |x, y| {
-        best_first((x.score, x.id), (y.score, y.id))
-    });
-    DenseList {
-        ranked: all.iter().map(|c| (c.id.to_string(), c.score)).collect(),
-        at: all.iter().map(|c| c.at).collect(),
+    all.sort_unstable_by(|x, y| best_first((x.score, x.id), (y.score, y.id)));
+    let mut out = DenseList::default();
+    let mut place: HashMap<&str, usize> = HashMap::new();
+    for c in all {
+        match place.get(c.id) {
+            Some(&i) => out.chunks[i].push((c.chunk, c.score)),
+            None if out.ranked.len() < depth => {
+                place.insert(c.id, out.ranked.len());
+                out.ranked.push((c.id.to_string(), c.score));
+                out.at.push(c.at);
+                out.chunks.push(vec![(c.chunk, c.score)]);
+            }
+            None => {}
+        }
     }
+    out
 }
 
 #[cfg(test)]

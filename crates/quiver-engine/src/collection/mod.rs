@@ -31,11 +31,12 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use quiver_core::{
-    normalize, validate_name, validate_vector, CollectionConfig, Document, Filter, Metadata,
+    normalize, validate_name, validate_vector, CollectionConfig, DocChunk, Document, Filter,
+    Metadata,
 };
 use quiver_index::TextIndex;
 use quiver_storage::manifest::Manifest;
-use quiver_storage::segment::{self, segment_path};
+use quiver_storage::segment::{self, segment_path, Segment};
 use quiver_storage::wal::{Wal, WalOptions};
 use quiver_storage::{fsutil, StorageError};
 
@@ -182,10 +183,17 @@ impl Drop for Collection {
     }
 }
 
-fn to_document(id: &str, text: &str, metadata_json: &str, vector: &[f32]) -> Result<Document> {
+fn to_document(
+    id: &str,
+    text: &str,
+    metadata_json: &str,
+    vector: &[f32],
+    chunks: Vec<DocChunk>,
+) -> Result<Document> {
     let metadata: Metadata = serde_json::from_str(metadata_json)
         .map_err(|e| StorageError::Codec(format!("metadata of {id:?}: {e}")))?;
     Ok(Document {
+        chunks,
         id: id.to_string(),
         text: text.to_string(),
         metadata,
@@ -194,7 +202,28 @@ fn to_document(id: &str, text: &str, metadata_json: &str, vector: &[f32]) -> Res
 }
 
 fn mem_document(id: &str, doc: &MemDoc) -> Result<Document> {
-    to_document(id, &doc.text, &doc.metadata_json, &doc.vector)
+    to_document(
+        id,
+        &doc.text,
+        &doc.metadata_json,
+        &doc.vector,
+        doc.chunks.clone(),
+    )
+}
+
+/// The document in `row` of a segment, with its chunks.
+fn segment_document(segment: &Segment, row: usize) -> Result<Document> {
+    let d = segment.doc(row)?;
+    let chunks = segment
+        .chunks(row)
+        .into_iter()
+        .map(|c| DocChunk {
+            start: c.start,
+            end: c.end,
+            vector: c.vector.to_vec(),
+        })
+        .collect();
+    to_document(d.id, d.text, d.metadata_json, d.vector, chunks)
 }
 
 /// The visible version of `id` in `st` (active memtable, frozen one, then segments).
@@ -207,8 +236,7 @@ fn visible_doc(st: &State, id: &str) -> Result<Option<Document>> {
     }
     for seg in st.segments.iter() {
         if let Some(row) = seg.find_live(id) {
-            let d = seg.segment().doc(row)?;
-            return to_document(d.id, d.text, d.metadata_json, d.vector).map(Some);
+            return segment_document(seg.segment(), row).map(Some);
         }
     }
     Ok(None)
@@ -507,18 +535,24 @@ impl Collection {
         }
         let keep =
             |json: &str| filter.is_none_or(|f| parse_metadata(json).is_some_and(|m| f.matches(&m)));
+        // A chunked document scores as its best chunk, as in queries.
+        let mem_score = |d: &MemDoc| {
+            (0..d.nodes())
+                .map(|c| distance.score(&q, d.node_vector(c)))
+                .fold(f32::NEG_INFINITY, f32::max)
+        };
         let st = self.inner.state.read();
         let mut top = TopK::new(k);
         for (id, e) in st.active.iter() {
             if let Some(d) = e.doc.as_ref().filter(|d| keep(&d.metadata_json)) {
-                top.push(id, distance.score(&q, &d.vector));
+                top.push(id, mem_score(d));
             }
         }
         if let Some(frozen) = &st.frozen {
             for (id, e) in frozen.iter() {
                 if let (Some(d), false) = (&e.doc, st.active.contains(id)) {
                     if keep(&d.metadata_json) {
-                        top.push(id, distance.score(&q, &d.vector));
+                        top.push(id, mem_score(d));
                     }
                 }
             }
@@ -529,7 +563,11 @@ impl Collection {
                 if filter.is_some() && !keep(s.doc(row)?.metadata_json) {
                     continue;
                 }
-                top.push(s.id_of(row), distance.score(&q, s.vector(row)));
+                let score = s
+                    .row_nodes(row)
+                    .map(|n| distance.score(&q, s.node_vector(n)))
+                    .fold(f32::NEG_INFINITY, f32::max);
+                top.push(s.id_of(row), score);
             }
         }
         Ok(top.into_hits())

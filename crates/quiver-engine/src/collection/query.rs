@@ -23,14 +23,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use quiver_core::{normalize, validate_vector, Document};
+use quiver_core::{normalize, validate_vector, DocChunk, Document};
 use quiver_index::{RowFilter, StageHit};
 
 use super::dense_query::{self, At, DenseArgs, DenseList};
-use super::{to_document, visible_doc, Collection, State};
+use super::{segment_document, visible_doc, Collection, State};
 use crate::dense::index_err;
 use crate::query::{
-    Explain, Query, QueryHit, QueryMode, QueryResult, QueryTimings, HYBRID_CANDIDATES, MAX_TOP_K,
+    CharOffsets, Explain, HitChunk, Query, QueryHit, QueryMode, QueryResult, QueryTimings,
+    HYBRID_CANDIDATES, MAX_TOP_K,
 };
 use crate::{EngineError, Result};
 
@@ -197,30 +198,33 @@ impl Collection {
         timings.fusion = t.elapsed();
 
         let t = Instant::now();
-        let located: HashMap<&str, At> = dense
+        let located: HashMap<&str, (At, &[(u32, f32)])> = dense
             .ranked
             .iter()
-            .zip(&dense.at)
-            .map(|((id, _), at)| (id.as_str(), *at))
+            .zip(dense.at.iter().zip(&dense.chunks))
+            .map(|((id, _), (at, chunks))| (id.as_str(), (*at, chunks.as_slice())))
             .collect();
         let ranked: Vec<_> = ranked.into_iter().take(q.top_k).collect();
         // Memtable documents are read under the lock, once, and only if a hit needs it.
         let needs_lock = ranked.iter().any(|(id, ..)| {
-            !docs.contains_key(id) && !matches!(located.get(id.as_str()), Some(At::Segment(..)))
+            !docs.contains_key(id)
+                && !matches!(located.get(id.as_str()), Some((At::Segment(..), _)))
         });
         let st = needs_lock.then(|| self.inner.state.read());
         let mut hits = Vec::with_capacity(q.top_k);
+        let mut found_chunks = Vec::with_capacity(q.top_k);
         for (id, score, explain) in ranked {
-            let doc = match (docs.remove(&id), located.get(id.as_str()), &st) {
+            let place = located.get(id.as_str());
+            let doc = match (docs.remove(&id), place, &st) {
                 (Some(d), ..) => Some(d),
-                (None, Some(At::Segment(seg, row)), _) => {
-                    let d = segments[*seg].segment().doc(*row)?;
-                    Some(to_document(d.id, d.text, d.metadata_json, d.vector)?)
+                (None, Some((At::Segment(seg, row), _)), _) => {
+                    Some(segment_document(segments[*seg].segment(), *row)?)
                 }
                 (None, _, Some(st)) => visible_doc(st, &id)?,
                 (None, _, None) => None,
             };
             if let Some(d) = doc {
+                found_chunks.push((d.chunks, place.map_or(&[][..], |p| p.1)));
                 hits.push(QueryHit {
                     id,
                     score,
@@ -228,6 +232,7 @@ impl Collection {
                     metadata: d.metadata,
                     explain: q.explain.then_some(explain),
                     highlights: Vec::new(),
+                    chunks: Vec::new(),
                 });
             }
         }
@@ -237,6 +242,12 @@ impl Collection {
             let mut highlighter = self.inner.text.highlighter(text);
             for hit in &mut hits {
                 hit.highlights = highlighter.mark(&hit.text);
+            }
+        }
+        for (hit, (stored, found)) in hits.iter_mut().zip(found_chunks) {
+            hit.chunks = hit_chunks(&hit.text, &stored, found, &hit.highlights);
+            if let Some(e) = &mut hit.explain {
+                e.chunk = hit.chunks.first().map(|c| c.chunk);
             }
         }
         timings.fetch = t.elapsed();
@@ -259,6 +270,50 @@ impl Collection {
             .search(text, want, filter)
             .map_err(index_err)
     }
+}
+
+/// The chunks a hit reports (see [`QueryHit::chunks`]): `found` by the dense search,
+/// best first, or else the one holding most of `highlights` (character ranges).
+fn hit_chunks(
+    text: &str,
+    stored: &[DocChunk],
+    found: &[(u32, f32)],
+    highlights: &[[usize; 2]],
+) -> Vec<HitChunk> {
+    if stored.len() < 2 {
+        return Vec::new();
+    }
+    let chars = CharOffsets::new(text);
+    let make = |n: usize, score: Option<f32>| {
+        stored
+            .get(n)
+            .map(|c| HitChunk::new(text, &chars, n, c, score))
+    };
+    if !found.is_empty() {
+        return found
+            .iter()
+            .filter_map(|&(n, score)| make(n as usize, Some(score)))
+            .collect();
+    }
+    let marked = |c: &HitChunk| {
+        highlights
+            .iter()
+            .filter(|h| h[0] >= c.start && h[1] <= c.end)
+            .count()
+    };
+    // The first chunk with the most marked words (ties: the earlier chunk).
+    (0..stored.len())
+        .filter_map(|n| make(n, None))
+        .fold(None::<(usize, HitChunk)>, |best, c| {
+            let m = marked(&c);
+            match best {
+                Some((bm, b)) if bm >= m => Some((bm, b)),
+                _ => Some((m, c)),
+            }
+        })
+        .map(|(_, c)| c)
+        .into_iter()
+        .collect()
 }
 
 /// The `depth` best text hits that resolve to visible, allowed documents; the
@@ -326,6 +381,7 @@ fn rank(
                     sparse: f.sparse,
                     fused: Some(f.score),
                     rerank: None,
+                    chunk: None,
                 };
                 (f.key, f.score, e)
             })

@@ -29,13 +29,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use quiver_core::DocChunk;
 use quiver_storage::manifest::Manifest;
-use quiver_storage::segment::{write_segment, Segment, SegmentRow};
+use quiver_storage::segment::{write_segment, Segment, SegmentChunk, SegmentRow};
 
 use super::{Collection, Inner, State, SEGMENTS_DIR};
 use crate::dense::VecIndex;
 use crate::live_segment::{BuildGraph, LiveSegment};
-use crate::memtable::Memtable;
+use crate::memtable::{MemDoc, Memtable};
 use crate::segment_graph::SegmentGraph;
 use crate::{EngineError, Result};
 
@@ -75,6 +76,18 @@ impl Collection {
             std::thread::sleep(IDLE_POLL);
         }
     }
+}
+
+/// A document's chunks as the segment writer takes them.
+pub(super) fn segment_chunks(chunks: &[DocChunk]) -> Vec<SegmentChunk<'_>> {
+    chunks
+        .iter()
+        .map(|c| SegmentChunk {
+            start: c.start,
+            end: c.end,
+            vector: &c.vector,
+        })
+        .collect()
 }
 
 impl Inner {
@@ -207,16 +220,24 @@ impl Inner {
     ) -> Result<Option<LiveSegment>> {
         #[cfg(feature = "fault-injection")]
         self.faults.seal()?;
-        let mut rows: Vec<SegmentRow<'_>> = frozen
+        let docs: Vec<(&str, u64, &MemDoc)> = frozen
             .iter()
-            .filter_map(|(id, e)| {
-                e.doc.as_ref().map(|d| SegmentRow {
-                    id,
-                    text: &d.text,
-                    metadata_json: &d.metadata_json,
-                    lsn: e.lsn,
-                    vector: &d.vector,
-                })
+            .filter_map(|(id, e)| e.doc.as_ref().map(|d| (id, e.lsn, d)))
+            .collect();
+        let chunks: Vec<Vec<SegmentChunk<'_>>> = docs
+            .iter()
+            .map(|(_, _, d)| segment_chunks(&d.chunks))
+            .collect();
+        let mut rows: Vec<SegmentRow<'_>> = docs
+            .iter()
+            .zip(&chunks)
+            .map(|(&(id, lsn, d), chunks)| SegmentRow {
+                id,
+                text: &d.text,
+                metadata_json: &d.metadata_json,
+                lsn,
+                vector: &d.vector,
+                chunks,
             })
             .collect();
         if rows.is_empty() {
@@ -227,22 +248,29 @@ impl Inner {
         let id = manifest.next_segment_id;
         manifest.next_segment_id = id + 1;
         let path = write_segment(&self.dir.join(SEGMENTS_DIR), id, self.config.dim, &mut rows)?;
-        let mut key_of_row = Vec::new();
+        let mut key_of_node = Vec::new();
         let opened = self.open_written(&path, |segment| {
-            key_of_row = (0..segment.len())
-                .map(|row| frozen.get(segment.id_of(row)).map_or(u64::MAX, |e| e.seq))
+            // A document's nodes are consecutive in the memtable and in the segment.
+            key_of_node = (0..segment.nodes())
+                .map(|node| {
+                    let row = segment.node_row(node);
+                    let chunk = (node - segment.row_nodes(row).start) as u64;
+                    frozen
+                        .get(segment.id_of(row))
+                        .map_or(u64::MAX, |e| e.seq + chunk)
+                })
                 .collect();
-            let mut row_of_seq = vec![None; frozen.writes()];
-            for (row, &seq) in key_of_row.iter().enumerate() {
+            let mut node_of_seq = vec![None; frozen.writes()];
+            for (node, &seq) in key_of_node.iter().enumerate() {
                 if let Some(slot) = usize::try_from(seq)
                     .ok()
-                    .and_then(|s| row_of_seq.get_mut(s))
+                    .and_then(|s| node_of_seq.get_mut(s))
                 {
-                    *slot = Some(row);
+                    *slot = Some(node);
                 }
             }
             match frozen.graph() {
-                Some(g) => SegmentGraph::from_graph(segment, &self.config, g, &row_of_seq),
+                Some(g) => SegmentGraph::from_graph(segment, &self.config, g, &node_of_seq),
                 None => SegmentGraph::build_whole(segment, &self.config),
             }
             .map(Some)
@@ -251,7 +279,7 @@ impl Inner {
             if seg.segment().len() < self.opts.compact_small_rows {
                 seg.keep_build_graph(BuildGraph {
                     graph: Arc::clone(graph),
-                    key_of_row,
+                    key_of_node,
                     next_key: frozen.writes() as u64,
                 });
             }

@@ -13,14 +13,14 @@ use std::sync::Arc;
 
 use quiver_index::TextIndex;
 
-use quiver_core::{normalize, validate_vector, Document};
+use quiver_core::{normalize, validate_vector, DocChunk, Document};
 use quiver_storage::wal::WalRecord;
 use quiver_storage::StorageError;
 
 use super::{text, Collection, Inner, State};
 use crate::dense::VecIndex;
 use crate::memtable::MemDoc;
-use crate::record::{self, WalDoc, KIND_DELETE, KIND_UPSERT};
+use crate::record::{self, WalDoc, KIND_DELETE, KIND_UPSERT, KIND_UPSERT_V1};
 use crate::{EngineError, Result};
 
 impl Collection {
@@ -59,28 +59,70 @@ fn check_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Chunks must be ranges of the text on character boundaries, in text order.
+fn check_chunks(doc: &Document) -> Result<()> {
+    let mut prev_start = 0;
+    for c in &doc.chunks {
+        let inside = c.start <= c.end
+            && c.start >= prev_start
+            && doc.text.is_char_boundary(c.start)
+            && doc.text.is_char_boundary(c.end);
+        if !inside {
+            return Err(EngineError::InvalidInput(format!(
+                "document {:?}: chunk {}..{} is not an ordered range of its {}-byte text on \
+                 character boundaries",
+                doc.id,
+                c.start,
+                c.end,
+                doc.text.len()
+            )));
+        }
+        prev_start = c.start;
+    }
+    Ok(())
+}
+
 impl Inner {
     /// Validates and converts a batch before anything is written.
     fn prepare(&self, docs: Vec<Document>) -> Result<Vec<WalDoc>> {
         let dim = self.config.dim;
         let normalizes = self.config.distance.normalizes();
+        let checked = |id: &str, mut v: Vec<f32>| -> Result<Vec<f32>> {
+            validate_vector(&v, dim)
+                .map_err(|e| EngineError::InvalidInput(format!("document {id:?}: {e}")))?;
+            if normalizes {
+                normalize(&mut v);
+            }
+            Ok(v)
+        };
         docs.into_iter()
             .map(|doc| {
                 check_id(&doc.id)?;
-                validate_vector(&doc.vector, dim).map_err(|e| {
-                    EngineError::InvalidInput(format!("document {:?}: {e}", doc.id))
-                })?;
+                check_chunks(&doc)?;
                 let metadata_json = serde_json::to_string(&doc.metadata)
                     .map_err(|e| EngineError::InvalidInput(format!("metadata: {e}")))?;
-                let mut vector = doc.vector;
-                if normalizes {
-                    normalize(&mut vector);
+                let mut vector = checked(&doc.id, doc.vector)?;
+                let mut chunks: Vec<DocChunk> = doc
+                    .chunks
+                    .into_iter()
+                    .map(|c| {
+                        Ok(DocChunk {
+                            vector: checked(&doc.id, c.vector)?,
+                            ..c
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                if chunks.len() == 1 {
+                    // One chunk is the document embedded whole: searched by that
+                    // chunk's vector, stored as a document without chunks.
+                    vector = chunks.remove(0).vector;
                 }
                 Ok(WalDoc {
                     id: doc.id,
                     text: doc.text,
                     metadata_json,
                     vector,
+                    chunks,
                 })
             })
             .collect()
@@ -183,14 +225,17 @@ pub(super) fn apply_upsert(
         if let Some(t) = text_index {
             text::apply(t, &d.id, Some(&d.text));
         }
-        let vector = d.vector.clone();
         let doc = MemDoc {
             text: d.text,
             metadata_json: d.metadata_json,
             vector: d.vector,
+            chunks: d.chunks,
         };
+        let vectors: Vec<Vec<f32>> = (0..doc.nodes())
+            .map(|c| doc.node_vector(c).to_vec())
+            .collect();
         if let Some(seq) = st.active.apply(&d.id, lsn, Some(doc)) {
-            applied.rows.push((seq, vector));
+            applied.rows.extend((seq..).zip(vectors));
         }
     }
     applied
@@ -227,8 +272,8 @@ pub(super) fn replay(
     text_index: Option<&TextIndex>,
 ) -> Result<(usize, Applied)> {
     match rec.kind {
-        KIND_UPSERT => {
-            let docs: Vec<WalDoc> = record::decode(&rec.payload)?;
+        KIND_UPSERT | KIND_UPSERT_V1 => {
+            let docs = record::decode_upsert(rec.kind, &rec.payload)?;
             let n = docs.len();
             Ok((n, apply_upsert(st, rec.lsn, docs, text_index)))
         }
