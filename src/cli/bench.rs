@@ -72,6 +72,10 @@ enum Bench {
         #[arg(long, value_name = "K", default_value_t = 1,
               value_parser = clap::value_parser!(u16).range(1..=1000))]
         merge_docs: u16,
+        /// Embed every text whole (truncated at the model's input limit) instead of
+        /// cutting long ones into chunks as a collection does by default.
+        #[arg(long)]
+        no_chunking: bool,
     },
     /// HNSW recall@10 and QPS over an ef sweep, against hnswlib and faiss.
     Ann {
@@ -305,10 +309,12 @@ pub fn run(args: Args) -> Result<()> {
             batch,
             quantize,
             merge_docs,
+            no_chunking,
         } => {
             let mut o = IrOptions::new(dataset, model);
             o.precision = precision(&quantize);
             o.merge_docs = usize::from(merge_docs);
+            o.chunking = !no_chunking;
             o.reranker = reranker;
             o.data_dir = common.data_dir.clone();
             o.quick = quick;

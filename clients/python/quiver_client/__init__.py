@@ -27,6 +27,7 @@ from .errors import (
 from .filters import Field, combine, must, must_not, should
 from .models import (
     CollectionConfig,
+    Chunk,
     CollectionInfo,
     Document,
     ModelInfo,
@@ -43,7 +44,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Quiver", "AsyncQuiver",
-    "Document", "Hit", "QueryResult", "CollectionInfo", "CollectionConfig", "Maintenance",
+    "Chunk", "Document", "Hit", "QueryResult", "CollectionInfo", "CollectionConfig", "Maintenance",
     "UpsertResult", "Rank", "ModelInfo", "Snapshot", "SnapshotCollection",
     "Field", "must", "should", "must_not", "combine",
     "QuiverError", "BadRequestError", "UnauthorizedError", "ForbiddenError", "NotFoundError",

@@ -71,8 +71,10 @@ def create_collection(
     hnsw: Mapping[str, Any] | None = None,
     bm25: Mapping[str, Any] | None = None,
     rescore: int | None = None,
+    chunking: Mapping[str, Any] | bool | None = None,
 ) -> Call[CollectionInfo]:
     body = _drop_none({
+        "chunking": dict(chunking) if isinstance(chunking, Mapping) else chunking,
         "dim": dim, "embedding_model": embedding_model, "reranker_model": reranker_model,
         "distance": distance, "index_dim": index_dim, "task": task, "analyzer": analyzer,
         "hnsw": dict(hnsw) if hnsw is not None else None,
@@ -133,12 +135,13 @@ def upsert(collection: str, documents: list[dict[str, Any]]) -> Call[dict[str, A
                 idempotent=True)
 
 
-def get(collection: str, id: str) -> Call[Document | None]:
+def get(collection: str, id: str, chunks: bool = False) -> Call[Document | None]:
     def missing(e: QuiverError) -> None:
         if _is_document_404(e, collection):
             return None
         raise e
-    return Call("GET", _doc_path(collection, id), idempotent=True,
+    path = _doc_path(collection, id) + ("?chunks=true" if chunks else "")
+    return Call("GET", path, idempotent=True,
                 parse=lambda r: Document.from_json(parse_json(r)), on_error=missing)
 
 
@@ -263,6 +266,7 @@ def query(
     ef: int | None = None,
     exact: bool = False,
     explain: bool = False,
+    highlight: bool = True,
 ) -> Call[QueryResult]:
     if text is None and vector is None:
         raise ValueError("a query needs text, a vector or both")
@@ -274,6 +278,8 @@ def query(
     })
     if exact:
         body["exact"] = True
+    if not highlight:
+        body["highlight"] = False
     if explain:
         body["explain"] = True
     return Call("POST", f"{_col(collection)}/query", json=body, idempotent=True,

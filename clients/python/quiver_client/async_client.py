@@ -64,12 +64,13 @@ class AsyncQuiver:
                                 index_dim: int | None = None, task: str | None = None,
                                 analyzer: str | None = None, hnsw: Mapping[str, Any] | None = None,
                                 bm25: Mapping[str, Any] | None = None,
-                                rescore: int | None = None) -> CollectionInfo:
+                                rescore: int | None = None,
+                                chunking: Mapping[str, Any] | bool | None = None) -> CollectionInfo:
         try:
             return await self._t.run(calls.create_collection(
                 name, dim=dim, embedding_model=embedding_model, reranker_model=reranker_model,
                 distance=distance, index_dim=index_dim, task=task, analyzer=analyzer,
-                hnsw=hnsw, bm25=bm25, rescore=rescore))
+                hnsw=hnsw, bm25=bm25, rescore=rescore, chunking=chunking))
         except QuiverError as e:
             if calls.created_by_lost_answer(e):
                 return await self.get_collection(name)
@@ -112,8 +113,8 @@ class AsyncQuiver:
                 bar.close()
         return state.result
 
-    async def get(self, collection: str, id: str) -> Document | None:
-        return await self._t.run(calls.get(collection, id))
+    async def get(self, collection: str, id: str, *, chunks: bool = False) -> Document | None:
+        return await self._t.run(calls.get(collection, id, chunks))
 
     async def get_many(self, collection: str, ids: Iterable[str]) -> list[Document]:
         docs = await _bounded(list(ids), self.concurrency, lambda i: self.get(collection, i))
@@ -134,10 +135,12 @@ class AsyncQuiver:
                     fusion: str | Mapping[str, Any] | None = None,
                     rerank: bool | Mapping[str, Any] | None = None, task: str | None = None,
                     ef: int | None = None, exact: bool = False,
-                    explain: bool = False) -> QueryResult:
+                    explain: bool = False,
+                    highlight: bool = True) -> QueryResult:
         return await self._t.run(calls.query(
             collection, text=text, vector=vector, mode=mode, top_k=top_k, filter=filter,
-            fusion=fusion, rerank=rerank, task=task, ef=ef, exact=exact, explain=explain))
+            fusion=fusion, rerank=rerank, task=task, ef=ef, exact=exact, explain=explain,
+            highlight=highlight))
 
     # Models
 

@@ -63,7 +63,8 @@ class Quiver:
                           task: str | None = None, analyzer: str | None = None,
                           hnsw: Mapping[str, Any] | None = None,
                           bm25: Mapping[str, Any] | None = None,
-                          rescore: int | None = None) -> CollectionInfo:
+                          rescore: int | None = None,
+                          chunking: Mapping[str, Any] | bool | None = None) -> CollectionInfo:
         """Creates collection ``name``: ``embedding_model`` (``dim`` then the Matryoshka
         dimension) or ``dim`` alone for your own vectors. Raises ConflictError when it
         exists."""
@@ -71,7 +72,7 @@ class Quiver:
             return self._t.run(calls.create_collection(
                 name, dim=dim, embedding_model=embedding_model, reranker_model=reranker_model,
                 distance=distance, index_dim=index_dim, task=task, analyzer=analyzer,
-                hnsw=hnsw, bm25=bm25, rescore=rescore))
+                hnsw=hnsw, bm25=bm25, rescore=rescore, chunking=chunking))
         except QuiverError as e:
             if calls.created_by_lost_answer(e):
                 return self.get_collection(name)
@@ -119,9 +120,10 @@ class Quiver:
                 bar.close()
         return state.result
 
-    def get(self, collection: str, id: str) -> Document | None:
-        """The document, or None when the collection has no such id."""
-        return self._t.run(calls.get(collection, id))
+    def get(self, collection: str, id: str, *, chunks: bool = False) -> Document | None:
+        """The document, or None when the collection has no such id; ``chunks`` also
+        lists the chunks a long text was stored in (``Document.chunks``)."""
+        return self._t.run(calls.get(collection, id, chunks))
 
     def get_many(self, collection: str, ids: Iterable[str]) -> list[Document]:
         """The documents that exist, in the order of ``ids``."""
@@ -146,13 +148,15 @@ class Quiver:
               mode: str | None = None, top_k: int = 10, filter: Mapping[str, Any] | None = None,
               fusion: str | Mapping[str, Any] | None = None,
               rerank: bool | Mapping[str, Any] | None = None, task: str | None = None,
-              ef: int | None = None, exact: bool = False, explain: bool = False) -> QueryResult:
+              ef: int | None = None, exact: bool = False, explain: bool = False,
+              highlight: bool = True) -> QueryResult:
         """Dense (``vector``, or ``text`` embedded by the collection's model), sparse
         (``text``) or hybrid search; ``filter`` in the server's shape (see
         ``quiver_client.filters``); ``fusion`` "rrf", "weighted" or a dict."""
         return self._t.run(calls.query(
             collection, text=text, vector=vector, mode=mode, top_k=top_k, filter=filter,
-            fusion=fusion, rerank=rerank, task=task, ef=ef, exact=exact, explain=explain))
+            fusion=fusion, rerank=rerank, task=task, ef=ef, exact=exact, explain=explain,
+            highlight=highlight))
 
     # Models
 

@@ -45,14 +45,35 @@ def _vector(v: Any) -> list[float] | None:
 
 
 @dataclass
+class Chunk:
+    """A chunk of a long document: ``text[start:end]`` of its document (character
+    offsets); ``score``, on a hit, the chunk's dense similarity when the vector search
+    found it."""
+
+    chunk: int
+    start: int
+    end: int
+    text: str
+    score: float | None = None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Chunk":
+        return cls(chunk=int(d["chunk"]), start=int(d["start"]), end=int(d["end"]),
+                   text=d.get("text", ""), score=d.get("score"))
+
+
+@dataclass
 class Document:
     """A document as stored: ``text`` None means none is sent (the server stores "");
-    ``vector`` None lets a collection with an embedding model embed ``text``."""
+    ``vector`` None lets a collection with an embedding model embed ``text``.
+    ``chunks``: the stored chunks of a long text, when read with ``get(..., chunks=True)``
+    (never sent: the server cuts texts itself)."""
 
     id: str
     text: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     vector: list[float] | None = None
+    chunks: list[Chunk] | None = None
 
     @classmethod
     def coerce(cls, d: "Document | Mapping[str, Any]") -> "Document":
@@ -89,11 +110,13 @@ class Document:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Document":
+        chunks = d.get("chunks")
         return cls(
             id=d["id"],
             text=d.get("text"),
             metadata=dict(d.get("metadata") or {}),
             vector=d.get("vector"),
+            chunks=None if chunks is None else [Chunk.from_json(c) for c in chunks],
         )
 
 
@@ -101,7 +124,8 @@ class Document:
 class Hit:
     """One query hit; ``explain`` (per-stage ranks and scores) when asked for;
     ``highlights``, for sparse and hybrid hits, the ``(start, end)`` character ranges of
-    ``text`` that hold the query's words (``text[start:end]``)."""
+    ``text`` that hold the query's words (``text[start:end]``); ``chunks``, for a long
+    document stored in chunks, the chunks that matched, best first."""
 
     id: str
     score: float
@@ -109,6 +133,7 @@ class Hit:
     metadata: dict[str, Any]
     explain: dict[str, Any] | None = None
     highlights: list[tuple[int, int]] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Hit":
@@ -119,6 +144,7 @@ class Hit:
             metadata=dict(d.get("metadata") or {}),
             explain=d.get("explain"),
             highlights=[(int(a), int(b)) for a, b in d.get("highlights") or []],
+            chunks=[Chunk.from_json(c) for c in d.get("chunks") or []],
         )
 
 
@@ -164,6 +190,8 @@ class CollectionConfig:
     analyzer: str | None = None
     hnsw: dict[str, Any] = field(default_factory=dict)
     bm25: dict[str, Any] = field(default_factory=dict)
+    #: ``max_tokens``, ``overlap_tokens``, ``strategy``; None when texts are embedded whole.
+    chunking: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "CollectionConfig":
@@ -178,6 +206,7 @@ class CollectionConfig:
             analyzer=d.get("analyzer"),
             hnsw=dict(d.get("hnsw") or {}),
             bm25=dict(d.get("bm25") or {}),
+            chunking=d.get("chunking"),
         )
 
 

@@ -44,6 +44,8 @@ def test_modes(q: Quiver, papers: str) -> None:
     dense = q.query(papers, text="supersonic wedge", mode="dense", top_k=6)
     assert len(dense.hits) == 6 and dense.hits[0].score >= dense.hits[-1].score
     assert all(h.highlights == [] for h in dense)
+    unmarked = q.query(papers, text="supersonic wedge", mode="sparse", highlight=False)
+    assert unmarked.ids == sparse.ids and all(h.highlights == [] for h in unmarked)
     hybrid = q.query(papers, text="supersonic wedge", top_k=6, explain=True)
     top = hybrid.hits[0]
     assert top.explain is not None and set(top.explain) >= {"dense", "sparse", "fused"}
@@ -115,3 +117,26 @@ def test_query_errors(q: Quiver, papers: str, name: str) -> None:
     with pytest.raises((UnprocessableError, BadRequestError)) as e:
         q.query(plain, text="words", vector=vec(1), rerank=True)
     assert "rerank" in e.value.message
+
+
+def test_long_texts_come_back_in_chunks(q: Quiver, name: str) -> None:
+    info = q.create_collection(name, embedding_model=EMBEDDER,
+                               chunking={"max_tokens": 10, "overlap_tokens": 2})
+    assert info.config.chunking == {"max_tokens": 10, "overlap_tokens": 2,
+                                    "strategy": "sentence"}
+    long = ("Glaciers move slowly down the valley. They carve deep lakes. "
+            "Meltwater feeds the rivers below in summer. Ice cores record old climates.")
+    q.upsert(name, [{"id": "long", "text": long}, {"id": "short", "text": "a glacier"}])
+    doc = q.get(name, "long", chunks=True)
+    assert doc is not None and doc.chunks is not None and len(doc.chunks) >= 3
+    assert all(long[c.start:c.end] == c.text for c in doc.chunks)
+    assert q.get(name, "short", chunks=True).chunks == []
+    assert q.get(name, "long").chunks is None
+    last = doc.chunks[-1]
+    hits = q.query(name, text=last.text, mode="dense", top_k=2, explain=True).hits
+    assert hits[0].id == "long" and hits[0].chunks[0].chunk == last.chunk
+    assert hits[0].chunks[0].text == last.text and hits[0].explain["chunk"] == last.chunk
+    assert [h.id for h in hits] == ["long", "short"]
+    with pytest.raises(BadRequestError, match="chunking.overlap_tokens"):
+        q.create_collection(name + "x", embedding_model=EMBEDDER,
+                            chunking={"max_tokens": 4, "overlap_tokens": 4})

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use quiver_core::{CollectionConfig, Metadata, SyncPolicy};
+use quiver_core::{ChunkingConfig, CollectionConfig, Metadata, SyncPolicy};
 use quiver_embed::{ModelRegistry, Precision, ServiceConfig};
 use quiver_engine::models::{self, NewDocument};
 use quiver_engine::{
@@ -72,6 +72,9 @@ pub struct IrOptions {
     pub precision: Precision,
     /// Join every this many documents into one long one ([`Dataset::merge_docs`]).
     pub merge_docs: usize,
+    /// Cut long texts into chunks as a collection does by default
+    /// ([`ChunkingConfig::for_model`]); off embeds each text whole, truncated.
+    pub chunking: bool,
 }
 
 impl IrOptions {
@@ -91,6 +94,7 @@ impl IrOptions {
             progress: true,
             precision: Precision::F32,
             merge_docs: 1,
+            chunking: true,
         }
     }
 }
@@ -174,7 +178,8 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
     }
     let registry =
         ModelRegistry::new(&opts.data_dir, ServiceConfig::default()).with_precision(opts.precision);
-    let width = registry.embedder(&opts.model)?.width();
+    let embedder = registry.embedder(&opts.model)?;
+    let width = embedder.width();
     let tmp = tempfile::tempdir().map_err(|e| BenchError::io(Path::new("temp dir"), e))?;
     let db = Database::open(
         tmp.path(),
@@ -188,6 +193,9 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
     let mut config = CollectionConfig::new(width);
     config.embedding_model = Some(opts.model.clone());
     config.reranker_model = opts.reranker.clone();
+    config.chunking = opts
+        .chunking
+        .then(|| ChunkingConfig::for_model(embedder.model().text_capacity()));
     let col = db.create_collection("bench", config)?;
     let ingest_s = ingest(&registry, &col, &data, opts)?;
 
@@ -215,6 +223,8 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
             text: (mode != QueryMode::Dense).then(|| q.text.clone()),
             fusion,
             ef: Some(opts.ef.max(DEPTH)),
+            // Rankings only: marking the words of 100 texts per query is not search.
+            highlight: false,
             ..SearchRequest::new(DEPTH)
         };
         let rrf = Fusion::Rrf {
@@ -318,8 +328,15 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
         0 | 1 => String::new(),
         k => format!(", each joining {k} of the originals"),
     };
+    let chunked = match col.config().chunking {
+        Some(c) => format!(
+            ", chunks of {} tokens ({} overlapping)",
+            c.max_tokens, c.overlap_tokens
+        ),
+        None => ", texts embedded whole".to_string(),
+    };
     let mut md = format!(
-        "Dataset {} ({} documents{merged}, {} queries), model {}, ingest {:.1} s ({:.1} docs/s)\n\n",
+        "Dataset {} ({} documents{merged}, {} queries), model {}{chunked}, ingest {:.1} s ({:.1} docs/s)\n\n",
         data.dir.display(),
         data.docs.len(),
         data.queries.len(),
@@ -362,6 +379,10 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
         "dataset": data.dir,
         "documents": data.docs.len(),
         "merge_docs": opts.merge_docs.max(1),
+        "chunking": col.config().chunking.map(|c| json!({
+            "max_tokens": c.max_tokens,
+            "overlap_tokens": c.overlap_tokens,
+        })),
         "queries": data.queries.len(),
         "model": opts.model,
         "reranker": opts.reranker,

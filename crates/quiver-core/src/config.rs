@@ -107,6 +107,16 @@ pub struct ChunkingConfig {
 }
 
 impl ChunkingConfig {
+    /// What a collection gets unless it says otherwise: chunks as long as one input of
+    /// a model taking `capacity` text tokens, an eighth of each repeated in the next.
+    pub fn for_model(capacity: usize) -> Self {
+        ChunkingConfig {
+            max_tokens: capacity,
+            overlap_tokens: capacity / 8,
+            strategy: ChunkStrategy::Sentence,
+        }
+    }
+
     /// Rejects settings that cannot cut a text for a model taking `model_limit` text
     /// tokens per input.
     pub fn validate(&self, model_limit: usize) -> Result<()> {

@@ -68,6 +68,8 @@ pub struct SearchRequest {
     /// Brute-force dense ranking (see [`Query::exact`]).
     pub exact: bool,
     pub explain: bool,
+    /// Mark the query's words in the hits (see [`Query::highlight`]).
+    pub highlight: bool,
     /// Instruction for embedding the query text.
     pub task: Option<String>,
     pub rerank: Option<RerankRequest>,
@@ -86,6 +88,7 @@ impl SearchRequest {
             ef: None,
             exact: false,
             explain: false,
+            highlight: true,
             task: None,
             rerank: None,
         }
@@ -219,6 +222,8 @@ impl<'a> QueryPipeline<'a> {
             ef: req.ef,
             exact: req.exact,
             explain: req.explain,
+            // The reranker reads a keyword-only hit's chunk with the most marked words.
+            highlight: req.highlight || req.rerank.is_some(),
         })
     }
 
@@ -268,6 +273,11 @@ impl<'a> QueryPipeline<'a> {
             timings.rerank = t.elapsed();
         }
         hits.truncate(req.top_k);
+        if !req.highlight {
+            for h in &mut hits {
+                h.highlights.clear();
+            }
+        }
         Ok(SearchResult { hits, timings })
     }
 }

@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use quiver_core::{DocChunk, Document, Filter, Metadata};
+use std::ops::Range;
+
+use quiver_core::{Document, Filter, Metadata};
 pub use quiver_index::{Fusion, StageHit, DEFAULT_RRF_K};
 
 /// Which searches a query runs.
@@ -52,6 +54,10 @@ pub struct Query {
     pub exact: bool,
     /// Report per-stage ranks and scores on every hit.
     pub explain: bool,
+    /// Mark the query's words in sparse and hybrid hits ([`QueryHit::highlights`]).
+    /// It reads every returned text through the analyzer: with many long hits that
+    /// costs more than the search.
+    pub highlight: bool,
 }
 
 impl Query {
@@ -66,6 +72,7 @@ impl Query {
             ef: None,
             exact: false,
             explain: false,
+            highlight: true,
         }
     }
 
@@ -173,19 +180,20 @@ pub struct HitChunk {
 }
 
 impl HitChunk {
-    /// Chunk `n` of a document whose text is `text` (`chars` its character offsets).
+    /// Chunk `n` of a document whose text is `text`, its span in bytes; `chars` turns
+    /// byte offsets of `text` into character offsets.
     pub(crate) fn new(
         text: &str,
-        chars: &CharOffsets,
         n: usize,
-        c: &DocChunk,
+        span: &Range<usize>,
         score: Option<f32>,
+        chars: &dyn Fn(usize) -> usize,
     ) -> Self {
         HitChunk {
             chunk: n,
-            start: chars.of(c.start),
-            end: chars.of(c.end),
-            text: text.get(c.start..c.end).unwrap_or_default().to_string(),
+            start: chars(span.start),
+            end: chars(span.end),
+            text: text.get(span.clone()).unwrap_or_default().to_string(),
             score,
         }
     }
@@ -198,7 +206,7 @@ pub fn document_chunks(doc: &Document) -> Vec<HitChunk> {
     doc.chunks
         .iter()
         .enumerate()
-        .map(|(n, c)| HitChunk::new(&doc.text, &chars, n, c, None))
+        .map(|(n, c)| HitChunk::new(&doc.text, n, &(c.start..c.end), None, &|b| chars.of(b)))
         .collect()
 }
 

@@ -1,13 +1,14 @@
 //! Documents stored in chunks: every chunk is searched, results come back one per
 //! document with the chunks that matched, and a document's chunks are replaced and
-//! deleted with it, in the memtable, in sealed segments, after compaction and after a
-//! reopen.
+//! deleted with it, in the memtable, in sealed segments, after compaction, after a
+//! reopen and through a snapshot.
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 
 use quiver_core::{CollectionConfig, Distance, DocChunk, Document, Metadata, SyncPolicy};
+use quiver_engine::snapshot::{Compression, RestoreLimits, SnapshotScope};
 use quiver_engine::{Collection, CollectionOptions, Database, DbOptions, EngineError, Query};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -257,4 +258,38 @@ fn chunks_outside_the_text_are_refused() {
     };
     assert!(c.upsert(vec![bad_vector]).is_err());
     assert_eq!(c.count(), 0, "nothing was written");
+}
+
+#[test]
+fn snapshots_carry_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), opts()).unwrap();
+    let c = db
+        .create_collection("src", CollectionConfig::new(DIM))
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(5);
+    let sealed: Vec<Document> = (0..20).map(|i| chunked(i, i % 4, &mut rng)).collect();
+    c.upsert(sealed.clone()).unwrap();
+    c.seal().unwrap();
+    // These stay in the WAL: the snapshot carries them as records.
+    let logged: Vec<Document> = (20..30).map(|i| chunked(i, 3, &mut rng)).collect();
+    c.upsert(logged.clone()).unwrap();
+    let scope = SnapshotScope::Collection("src".into());
+    db.create_snapshot(&scope, Some("s"), Compression::None)
+        .unwrap();
+    db.restore_snapshot(&scope, "s", Some("copy"), &RestoreLimits::default())
+        .unwrap();
+    let copy = db.collection("copy").unwrap();
+    let all: Vec<Document> = sealed.into_iter().chain(logged).collect();
+    for d in &all {
+        let got = copy.get(&d.id).unwrap().unwrap();
+        let spans = |d: &Document| {
+            d.chunks
+                .iter()
+                .map(|c| (c.start, c.end))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(spans(&got), spans(d), "{}", d.id);
+    }
+    check_chunks_win(&copy, &all, "restored");
 }

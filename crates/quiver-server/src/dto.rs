@@ -62,6 +62,57 @@ pub struct Bm25Params {
     pub b: Option<f32>,
 }
 
+/// Where chunk boundaries may fall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkStrategyName {
+    /// Prefer paragraph breaks, then sentence ends, then gaps between words.
+    #[default]
+    Sentence,
+    /// Exactly `max_tokens` tokens per chunk.
+    Tokens,
+}
+
+impl From<ChunkStrategyName> for quiver_core::ChunkStrategy {
+    fn from(s: ChunkStrategyName) -> Self {
+        match s {
+            ChunkStrategyName::Sentence => quiver_core::ChunkStrategy::Sentence,
+            ChunkStrategyName::Tokens => quiver_core::ChunkStrategy::Tokens,
+        }
+    }
+}
+
+impl From<quiver_core::ChunkStrategy> for ChunkStrategyName {
+    fn from(s: quiver_core::ChunkStrategy) -> Self {
+        match s {
+            quiver_core::ChunkStrategy::Sentence => ChunkStrategyName::Sentence,
+            quiver_core::ChunkStrategy::Tokens => ChunkStrategyName::Tokens,
+        }
+    }
+}
+
+/// How texts embedded on ingest are cut into chunks, in the embedding model's tokens.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkingParams {
+    /// Longest chunk (default, and most: the model's input limit).
+    pub max_tokens: Option<usize>,
+    /// Tokens each chunk repeats from the one before (default an eighth of
+    /// `max_tokens`; less than `max_tokens`).
+    pub overlap_tokens: Option<usize>,
+    /// `sentence` (default) or `tokens`.
+    pub strategy: Option<ChunkStrategyName>,
+}
+
+/// `chunking` of a new collection: settings, `true` for the defaults, `false` to embed
+/// each text whole (truncated to the model's input).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ChunkingRequest {
+    Switch(bool),
+    Params(ChunkingParams),
+}
+
 /// Analyzer of a collection's keyword index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -119,6 +170,9 @@ pub struct CreateCollection {
     pub hnsw: Option<HnswParams>,
     /// BM25 scoring of keyword search; may differ per collection.
     pub bm25: Option<Bm25Params>,
+    /// Cutting long texts into chunks embedded one by one; on by default when the
+    /// collection has an `embedding_model`, not available without one.
+    pub chunking: Option<ChunkingRequest>,
 }
 
 /// A collection's stored settings.
@@ -134,6 +188,9 @@ pub struct CollectionConfigView {
     pub analyzer: AnalyzerName,
     pub hnsw: HnswParams,
     pub bm25: Bm25Params,
+    /// Absent when texts are embedded whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunking: Option<ChunkingParams>,
 }
 
 impl From<&quiver_core::CollectionConfig> for CollectionConfigView {
@@ -156,6 +213,11 @@ impl From<&quiver_core::CollectionConfig> for CollectionConfigView {
                 k1: Some(c.bm25.k1),
                 b: Some(c.bm25.b),
             },
+            chunking: c.chunking.map(|ch| ChunkingParams {
+                max_tokens: Some(ch.max_tokens),
+                overlap_tokens: Some(ch.overlap_tokens),
+                strategy: Some(ch.strategy.into()),
+            }),
         }
     }
 }
@@ -274,6 +336,24 @@ pub struct DocumentOut {
     #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, Value>,
     pub vector: Vec<f32>,
+    /// The document's chunks, with `?chunks=true`, for a document stored in chunks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<Vec<ChunkOut>>,
+}
+
+/// One chunk of a document or hit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChunkOut {
+    /// Number of the chunk in its document (text order, from 0).
+    pub chunk: usize,
+    /// `[start, end)` character range in the document's text (Unicode scalar values,
+    /// like `highlights`).
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    /// Dense similarity of the chunk to the query, when the dense search found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
 }
 
 /// A document as a page of `GET /collections/{name}/documents` lists it (no vector).
@@ -283,6 +363,14 @@ pub struct DocumentBrief {
     pub text: String,
     #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, Value>,
+}
+
+/// Query of `GET /collections/{name}/documents/{id}`.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct GetQuery {
+    /// Include the document's chunks (`chunks=true`); a document stored whole has none.
+    #[serde(default)]
+    pub chunks: bool,
 }
 
 /// Query of `GET /collections/{name}/documents`.
@@ -413,6 +501,15 @@ pub struct QueryRequest {
     /// Report per-stage ranks and scores on every hit.
     #[serde(default)]
     pub explain: bool,
+    /// Mark the query's words in sparse and hybrid hits (`highlights`; default true).
+    /// Each returned text is read through the analyzer: turn it off when many long hits
+    /// are asked for and the marks are not shown.
+    #[serde(default = "yes")]
+    pub highlight: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One query hit.
@@ -432,6 +529,11 @@ pub struct QueryHit {
     /// collection's analyzer (so `flows` matches `flow`). Left out when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub highlights: Vec<[usize; 2]>,
+    /// For a document stored in chunks: the chunks that matched, best first (the
+    /// dense search's, by similarity; for a hit only the keyword search found, the
+    /// chunk holding most highlighted words). Left out for documents stored whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<ChunkOut>,
 }
 
 /// A hit's place in one candidate list.
@@ -454,6 +556,10 @@ pub struct ExplainOut {
     /// The reranker's score and the hit's place before reranking, when reranked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rerank: Option<RerankOut>,
+    /// For a document stored in chunks: the number of the chunk that won (its dense
+    /// score, and what the reranker read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<usize>,
 }
 
 /// A hit's reranking.

@@ -242,6 +242,43 @@ fn visible_doc(st: &State, id: &str) -> Result<Option<Document>> {
     Ok(None)
 }
 
+/// A document as a query answers it: without its chunks' vectors, which no hit
+/// returns, but with their byte ranges.
+type HitDoc = (Document, Vec<std::ops::Range<usize>>);
+
+/// The visible version of `id` in `st` for a query's answer (see [`HitDoc`]).
+fn visible_hit(st: &State, id: &str) -> Result<Option<HitDoc>> {
+    let mem = |d: &MemDoc| -> Result<HitDoc> {
+        let spans = d.chunks.iter().map(|c| c.start..c.end).collect();
+        let doc = to_document(id, &d.text, &d.metadata_json, &d.vector, Vec::new())?;
+        Ok((doc, spans))
+    };
+    if let Some(e) = st.active.get(id) {
+        return e.doc.as_ref().map(mem).transpose();
+    }
+    if let Some(e) = st.frozen.as_ref().and_then(|f| f.get(id)) {
+        return e.doc.as_ref().map(mem).transpose();
+    }
+    for seg in st.segments.iter() {
+        if let Some(row) = seg.find_live(id) {
+            return segment_hit(seg.segment(), row).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// Row `row` of a segment as a query answers it (see [`HitDoc`]).
+fn segment_hit(segment: &Segment, row: usize) -> Result<HitDoc> {
+    let spans = segment
+        .chunks(row)
+        .iter()
+        .map(|c| c.start..c.end)
+        .collect();
+    let d = segment.doc(row)?;
+    let doc = to_document(d.id, d.text, d.metadata_json, d.vector, Vec::new())?;
+    Ok((doc, spans))
+}
+
 /// Parses stored metadata for filter evaluation; unreadable metadata matches nothing.
 fn parse_metadata(json: &str) -> Option<Metadata> {
     serde_json::from_str(json).ok()

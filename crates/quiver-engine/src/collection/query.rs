@@ -20,14 +20,15 @@
 //! so sparse and hybrid queries see every acknowledged write, as dense queries do.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use quiver_core::{normalize, validate_vector, DocChunk, Document};
+use quiver_core::{normalize, validate_vector};
 use quiver_index::{RowFilter, StageHit};
 
 use super::dense_query::{self, At, DenseArgs, DenseList};
-use super::{segment_document, visible_doc, Collection, State};
+use super::{segment_hit, visible_hit, Collection, HitDoc, State};
 use crate::dense::index_err;
 use crate::query::{
     CharOffsets, Explain, HitChunk, Query, QueryHit, QueryMode, QueryResult, QueryTimings,
@@ -185,7 +186,7 @@ impl Collection {
 
         // Text hits become documents under a short lock (ids may live in a memtable).
         let t = Instant::now();
-        let mut docs: HashMap<String, Document> = HashMap::new();
+        let mut docs: HashMap<String, HitDoc> = HashMap::new();
         let sparse = if found.is_empty() {
             Vec::new()
         } else {
@@ -218,13 +219,13 @@ impl Collection {
             let doc = match (docs.remove(&id), place, &st) {
                 (Some(d), ..) => Some(d),
                 (None, Some((At::Segment(seg, row), _)), _) => {
-                    Some(segment_document(segments[*seg].segment(), *row)?)
+                    Some(segment_hit(segments[*seg].segment(), *row)?)
                 }
-                (None, _, Some(st)) => visible_doc(st, &id)?,
+                (None, _, Some(st)) => visible_hit(st, &id)?,
                 (None, _, None) => None,
             };
-            if let Some(d) = doc {
-                found_chunks.push((d.chunks, place.map_or(&[][..], |p| p.1)));
+            if let Some((d, spans)) = doc {
+                found_chunks.push((spans, place.map_or(&[][..], |p| p.1)));
                 hits.push(QueryHit {
                     id,
                     score,
@@ -238,7 +239,9 @@ impl Collection {
         }
         drop(st);
         // Marked after the memtable lock is released: writers need not wait for it.
-        if let (Some(text), QueryMode::Sparse | QueryMode::Hybrid) = (&q.text, q.mode) {
+        if let (Some(text), QueryMode::Sparse | QueryMode::Hybrid, true) =
+            (&q.text, q.mode, q.highlight)
+        {
             let mut highlighter = self.inner.text.highlighter(text);
             for hit in &mut hits {
                 hit.highlights = highlighter.mark(&hit.text);
@@ -276,44 +279,51 @@ impl Collection {
 /// best first, or else the one holding most of `highlights` (character ranges).
 fn hit_chunks(
     text: &str,
-    stored: &[DocChunk],
+    stored: &[Range<usize>],
     found: &[(u32, f32)],
     highlights: &[[usize; 2]],
 ) -> Vec<HitChunk> {
     if stored.len() < 2 {
         return Vec::new();
     }
-    let chars = CharOffsets::new(text);
-    let make = |n: usize, score: Option<f32>| {
-        stored
-            .get(n)
-            .map(|c| HitChunk::new(text, &chars, n, c, score))
+    let picked: Vec<(usize, Option<f32>)> = if found.is_empty() {
+        vec![(busiest_chunk(text, stored, highlights), None)]
+    } else {
+        found.iter().map(|&(n, s)| (n as usize, Some(s))).collect()
     };
-    if !found.is_empty() {
-        return found
-            .iter()
-            .filter_map(|&(n, score)| make(n as usize, Some(score)))
-            .collect();
+    // A few chunks: counting the characters before each is cheaper than a table.
+    let chars = |b: usize| text.get(..b).map_or(0, |p| p.chars().count());
+    picked
+        .into_iter()
+        .filter_map(|(n, score)| {
+            stored
+                .get(n)
+                .map(|c| HitChunk::new(text, n, c, score, &chars))
+        })
+        .collect()
+}
+
+/// The first of `stored` holding the most of `highlights` (character ranges).
+fn busiest_chunk(text: &str, stored: &[Range<usize>], highlights: &[[usize; 2]]) -> usize {
+    if highlights.is_empty() {
+        return 0;
     }
-    let marked = |c: &HitChunk| {
+    let chars = CharOffsets::new(text);
+    let marked = |c: &Range<usize>| {
+        let (start, end) = (chars.of(c.start), chars.of(c.end));
         highlights
             .iter()
-            .filter(|h| h[0] >= c.start && h[1] <= c.end)
+            .filter(|h| h[0] >= start && h[1] <= end)
             .count()
     };
-    // The first chunk with the most marked words (ties: the earlier chunk).
-    (0..stored.len())
-        .filter_map(|n| make(n, None))
-        .fold(None::<(usize, HitChunk)>, |best, c| {
-            let m = marked(&c);
-            match best {
-                Some((bm, b)) if bm >= m => Some((bm, b)),
-                _ => Some((m, c)),
-            }
-        })
-        .map(|(_, c)| c)
-        .into_iter()
-        .collect()
+    let mut best = (0, 0);
+    for (n, c) in stored.iter().enumerate() {
+        let m = marked(c);
+        if m > best.1 {
+            best = (n, m);
+        }
+    }
+    best.0
 }
 
 /// The `depth` best text hits that resolve to visible, allowed documents; the
@@ -323,17 +333,17 @@ fn resolve_text_hits(
     q: &Query,
     found: Vec<quiver_index::TextHit>,
     depth: usize,
-    docs: &mut HashMap<String, Document>,
+    docs: &mut HashMap<String, HitDoc>,
 ) -> Result<Vec<(String, f32)>> {
     let mut out = Vec::with_capacity(depth.min(found.len()));
     for hit in found {
         if out.len() == depth {
             break;
         }
-        let Some(doc) = visible_doc(st, &hit.id)? else {
+        let Some(doc) = visible_hit(st, &hit.id)? else {
             continue;
         };
-        if q.filter.as_ref().is_some_and(|f| !f.matches(&doc.metadata)) {
+        if q.filter.as_ref().is_some_and(|f| !f.matches(&doc.0.metadata)) {
             continue;
         }
         out.push((hit.id.clone(), hit.score));

@@ -9,14 +9,14 @@ use axum::http::StatusCode;
 use axum::Json;
 use std::path::Path;
 
-use quiver_core::CollectionConfig;
+use quiver_core::{ChunkingConfig, CollectionConfig};
 use quiver_embed::{resolve, ModelRegistry};
 use quiver_engine::Collection;
 
 use crate::app::{blocking, AppState};
 use crate::dto::{
-    CollectionConfigView, CollectionInfo, CollectionList, CollectionSummary, CreateCollection,
-    Deleted, Flushed, MaintenanceView,
+    ChunkingParams, ChunkingRequest, CollectionConfigView, CollectionInfo, CollectionList,
+    CollectionSummary, CreateCollection, Deleted, Flushed, MaintenanceView,
 };
 use crate::error::{model_error, ApiError, ErrorBody};
 use crate::extract::CollectionPath;
@@ -35,6 +35,8 @@ pub struct ModelWidth {
     /// Trained for Matryoshka cuts (Qwen3); BERT-family models are not, so their
     /// vectors are stored whole.
     pub matryoshka: bool,
+    /// Text tokens one input holds: the longest chunk.
+    pub text_capacity: usize,
 }
 
 /// Loads the request's models through the registry (so a missing one is a 422 naming
@@ -50,7 +52,8 @@ pub fn load_models(
     let Some(m) = &req.embedding_model else {
         return Ok(None);
     };
-    let width = registry.embedder(m).map_err(model_error)?.width();
+    let service = registry.embedder(m).map_err(model_error)?;
+    let (width, text_capacity) = (service.width(), service.model().text_capacity());
     let family = resolve::resolve(m, data_dir)
         .ok()
         .and_then(|loc| resolve::read_architecture(&loc.path.join("config.json")))
@@ -58,13 +61,16 @@ pub fn load_models(
     Ok(Some(ModelWidth {
         width,
         matryoshka: family.as_deref() != Some("bert"),
+        text_capacity,
     }))
 }
 
 /// `dim` for a collection with an embedding model: defaults to the model's width;
 /// Matryoshka models accept 32..=width, others exactly their width.
 fn model_dim(req: &CreateCollection, model: ModelWidth) -> Result<usize, ApiError> {
-    let ModelWidth { width, matryoshka } = model;
+    let ModelWidth {
+        width, matryoshka, ..
+    } = model;
     let dim = req.dim.unwrap_or(width);
     let ok = if matryoshka {
         (MIN_MATRYOSHKA_DIM.min(width)..=width).contains(&dim)
@@ -82,6 +88,37 @@ fn model_dim(req: &CreateCollection, model: ModelWidth) -> Result<usize, ApiErro
     } else {
         format!("dim must equal the embedding model's width {width}, got {dim}")
     }))
+}
+
+/// The request's chunking: on by default with an embedding model (chunks as long as
+/// the model's input, an eighth of them overlapping), refused without one.
+fn chunking(
+    req: &CreateCollection,
+    model: Option<ModelWidth>,
+) -> Result<Option<ChunkingConfig>, ApiError> {
+    let params = match &req.chunking {
+        Some(ChunkingRequest::Switch(false)) => return Ok(None),
+        Some(ChunkingRequest::Switch(true)) | None => ChunkingParams::default(),
+        Some(ChunkingRequest::Params(p)) => p.clone(),
+    };
+    let Some(model) = model else {
+        if req.chunking.is_some() {
+            return Err(ApiError::bad_request(
+                "chunking needs an embedding_model: chunks are embedded on ingest",
+            ));
+        }
+        return Ok(None);
+    };
+    let defaults = ChunkingConfig::for_model(params.max_tokens.unwrap_or(model.text_capacity));
+    let config = ChunkingConfig {
+        max_tokens: defaults.max_tokens,
+        overlap_tokens: params.overlap_tokens.unwrap_or(defaults.overlap_tokens),
+        strategy: params.strategy.map_or(defaults.strategy, Into::into),
+    };
+    config
+        .validate(model.text_capacity)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Some(config))
 }
 
 /// Checks the shape of every field, then turns the request into the engine's settings.
@@ -133,6 +170,7 @@ pub fn engine_config(
         config.bm25.k1 = p.k1.unwrap_or(config.bm25.k1);
         config.bm25.b = p.b.unwrap_or(config.bm25.b);
     }
+    config.chunking = chunking(req, model)?;
     config
         .validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;

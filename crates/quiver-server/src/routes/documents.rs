@@ -8,13 +8,14 @@
 
 use axum::extract::{Query, State};
 use axum::Json;
+use quiver_engine::document_chunks;
 use quiver_engine::models::{embed_documents, NewDocument};
 
 use crate::app::AppState;
 use crate::config::LimitsConfig;
 use crate::dto::{
-    DeleteResponse, DocumentBrief, DocumentIn, DocumentOut, DocumentPage, PageQuery, UpsertRequest,
-    UpsertResponse,
+    ChunkOut, DeleteResponse, DocumentBrief, DocumentIn, DocumentOut, DocumentPage, GetQuery,
+    PageQuery, UpsertRequest, UpsertResponse,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{CollectionPath, DocumentPath};
@@ -160,11 +161,12 @@ pub async fn page(
 
 /// Fetch one document.
 #[utoipa::path(get, path = "/collections/{name}/documents/{id}", tag = "documents",
-    params(("name" = String, Path), ("id" = String, Path)),
+    params(("name" = String, Path), ("id" = String, Path), GetQuery),
     responses((status = 200, body = DocumentOut), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     DocumentPath { name, id }: DocumentPath,
+    Query(q): Query<GetQuery>,
 ) -> Result<Json<DocumentOut>, ApiError> {
     check_id(&id, &state.limits)?;
     let doc = state
@@ -173,11 +175,24 @@ pub async fn get(
                 .ok_or_else(|| ApiError::not_found(format!("document {id:?}")))
         })
         .await?;
+    let chunks = q.chunks.then(|| {
+        document_chunks(&doc)
+            .into_iter()
+            .map(|c| ChunkOut {
+                chunk: c.chunk,
+                start: c.start,
+                end: c.end,
+                text: c.text,
+                score: None,
+            })
+            .collect()
+    });
     Ok(Json(DocumentOut {
         id: doc.id,
         text: doc.text,
         metadata: doc.metadata,
         vector: doc.vector,
+        chunks,
     }))
 }
 

@@ -20,8 +20,8 @@ use quiver_engine::{
 use crate::app::AppState;
 use crate::config::LimitsConfig;
 use crate::dto::{
-    ExplainOut, FusionMethod, QueryHit, QueryMode as ModeDto, QueryRequest, QueryResponse, Rerank,
-    RerankOut, StageOut,
+    ChunkOut, ExplainOut, FusionMethod, QueryHit, QueryMode as ModeDto, QueryRequest,
+    QueryResponse, Rerank, RerankOut, StageOut,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::CollectionPath;
@@ -189,6 +189,7 @@ pub fn plan(req: QueryRequest, limits: &LimitsConfig) -> Result<SearchRequest, A
         ef: req.ef,
         exact: req.exact,
         explain: req.explain,
+        highlight: req.highlight,
         task: req.task,
         rerank,
     };
@@ -204,6 +205,17 @@ fn hit_out(h: quiver_engine::QueryHit) -> QueryHit {
         metadata: h.metadata,
         explain: h.explain.map(explain),
         highlights: h.highlights,
+        chunks: h
+            .chunks
+            .into_iter()
+            .map(|c| ChunkOut {
+                chunk: c.chunk,
+                start: c.start,
+                end: c.end,
+                text: c.text,
+                score: c.score,
+            })
+            .collect(),
     }
 }
 
@@ -223,6 +235,7 @@ fn explain(e: Explain) -> ExplainOut {
             score: r.score,
             rank_before: r.rank_before,
         }),
+        chunk: e.chunk,
     }
 }
 
