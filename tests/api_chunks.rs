@@ -193,6 +193,47 @@ fn long_texts_are_chunked_searched_and_reranked_by_chunk() {
                 h["id"]
             );
         }
+        // One hit per chunk: "long" once per chunk that matched, each naming its own.
+        let r = s.req(
+            "POST",
+            "/collections/c/query",
+            Some(
+                &json!({"text": "salmon dams floods rivers", "mode": "sparse",
+                "group_by": "chunk", "top_k": 20}),
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let hits = r.json()["hits"].as_array().unwrap().clone();
+        let long: Vec<u64> = hits
+            .iter()
+            .filter(|h| h["id"] == "long")
+            .map(|h| h["chunks"][0]["chunk"].as_u64().unwrap())
+            .collect();
+        assert!(long.len() >= 2, "{stage}: {hits:?}");
+        let mut distinct = long.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), long.len(), "{stage}");
+        assert!(hits
+            .iter()
+            .all(|h| h["chunks"].as_array().map_or(0, Vec::len) <= 1));
+        let r = s.req(
+            "POST",
+            "/collections/c/query",
+            Some(&json!({"text": "salmon", "chunk_score": "sum", "highlight": false})),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.json()["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h.get("highlights").is_none()));
+        let r = s.req(
+            "POST",
+            "/collections/c/query",
+            Some(&json!({"text": "salmon", "group_by": "page"})),
+        );
+        assert!([400, 422].contains(&r.status), "{}", r.text());
         if stage == "memtable" {
             let r = s.req("POST", "/collections/c/flush", None);
             assert_eq!(r.status, 200, "{}", r.text());

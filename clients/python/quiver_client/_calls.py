@@ -267,6 +267,8 @@ def query(
     exact: bool = False,
     explain: bool = False,
     highlight: bool = True,
+    group_by: str | None = None,
+    chunk_score: str | None = None,
 ) -> Call[QueryResult]:
     if text is None and vector is None:
         raise ValueError("a query needs text, a vector or both")
@@ -274,7 +276,8 @@ def query(
         "text": text, "vector": _vector(vector), "mode": mode, "top_k": top_k,
         "filter": dict(filter) if filter is not None else None,
         "fusion": {"method": fusion} if isinstance(fusion, str) else fusion,
-        "rerank": rerank, "task": task, "ef": ef,
+        "rerank": rerank, "task": task, "ef": ef, "group_by": group_by,
+        "chunk_score": chunk_score,
     })
     if exact:
         body["exact"] = True

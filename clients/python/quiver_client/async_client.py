@@ -136,11 +136,12 @@ class AsyncQuiver:
                     rerank: bool | Mapping[str, Any] | None = None, task: str | None = None,
                     ef: int | None = None, exact: bool = False,
                     explain: bool = False,
-                    highlight: bool = True) -> QueryResult:
+                    highlight: bool = True, group_by: str | None = None,
+                    chunk_score: str | None = None) -> QueryResult:
         return await self._t.run(calls.query(
             collection, text=text, vector=vector, mode=mode, top_k=top_k, filter=filter,
             fusion=fusion, rerank=rerank, task=task, ef=ef, exact=exact, explain=explain,
-            highlight=highlight))
+            highlight=highlight, group_by=group_by, chunk_score=chunk_score))
 
     # Models
 

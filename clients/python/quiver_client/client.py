@@ -149,14 +149,18 @@ class Quiver:
               fusion: str | Mapping[str, Any] | None = None,
               rerank: bool | Mapping[str, Any] | None = None, task: str | None = None,
               ef: int | None = None, exact: bool = False, explain: bool = False,
-              highlight: bool = True) -> QueryResult:
+              highlight: bool = True, group_by: str | None = None,
+              chunk_score: str | None = None) -> QueryResult:
         """Dense (``vector``, or ``text`` embedded by the collection's model), sparse
         (``text``) or hybrid search; ``filter`` in the server's shape (see
-        ``quiver_client.filters``); ``fusion`` "rrf", "weighted" or a dict."""
+        ``quiver_client.filters``); ``fusion`` "rrf", "weighted" or a dict. For long
+        documents stored in chunks: ``group_by`` "chunk" gives one hit per matching chunk,
+        ``chunk_score`` "sum" ranks documents by their best three chunks together;
+        ``highlight=False`` skips marking the query's words."""
         return self._t.run(calls.query(
             collection, text=text, vector=vector, mode=mode, top_k=top_k, filter=filter,
             fusion=fusion, rerank=rerank, task=task, ef=ef, exact=exact, explain=explain,
-            highlight=highlight))
+            highlight=highlight, group_by=group_by, chunk_score=chunk_score))
 
     # Models
 

@@ -137,6 +137,11 @@ def test_long_texts_come_back_in_chunks(q: Quiver, name: str) -> None:
     assert hits[0].id == "long" and hits[0].chunks[0].chunk == last.chunk
     assert hits[0].chunks[0].text == last.text and hits[0].explain["chunk"] == last.chunk
     assert [h.id for h in hits] == ["long", "short"]
+    per_chunk = q.query(name, text="glaciers rivers ice", mode="sparse", group_by="chunk")
+    chunks = [h.chunks[0].chunk for h in per_chunk.hits if h.id == "long"]
+    assert len(chunks) >= 2 and len(set(chunks)) == len(chunks)
+    summed = q.query(name, text=last.text, mode="dense", chunk_score="sum", top_k=2)
+    assert summed.ids[0] == "long"
     with pytest.raises(BadRequestError, match="chunking.overlap_tokens"):
         q.create_collection(name + "x", embedding_model=EMBEDDER,
                             chunking={"max_tokens": 4, "overlap_tokens": 4})

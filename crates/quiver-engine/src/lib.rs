@@ -57,8 +57,8 @@ pub use pipeline::{
     DEFAULT_RERANK_CANDIDATES,
 };
 pub use query::{
-    document_chunks, Explain, Fusion, HitChunk, Query, QueryHit, QueryMode, QueryResult,
-    QueryTimings, Reranked, StageHit, DEFAULT_RRF_K, HYBRID_CANDIDATES, MAX_TOP_K,
+    document_chunks, ChunkScore, Explain, Fusion, GroupBy, HitChunk, Query, QueryHit, QueryMode,
+    QueryResult, QueryTimings, Reranked, StageHit, DEFAULT_RRF_K, HYBRID_CANDIDATES, MAX_TOP_K,
 };
 pub use search::Hit;
 pub use segment_fields::{fields_path, FIELDS_FILE};

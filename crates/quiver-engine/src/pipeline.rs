@@ -27,7 +27,9 @@ use quiver_core::{CollectionConfig, Filter};
 use quiver_embed::ModelRegistry;
 
 use crate::models::{embed_query, rerank, RerankedHit};
-use crate::query::{Fusion, Query, QueryHit, QueryMode, QueryTimings, Reranked};
+use crate::query::{
+    ChunkScore, Fusion, GroupBy, Query, QueryHit, QueryMode, QueryTimings, Reranked,
+};
 use crate::{Collection, EngineError, Result};
 
 /// Fused candidates the reranker scores when a request names no number.
@@ -70,6 +72,10 @@ pub struct SearchRequest {
     pub explain: bool,
     /// Mark the query's words in the hits (see [`Query::highlight`]).
     pub highlight: bool,
+    /// One hit per document or per chunk (see [`Query::group_by`]).
+    pub group_by: GroupBy,
+    /// How a document scores by its chunks (see [`Query::chunk_score`]).
+    pub chunk_score: ChunkScore,
     /// Instruction for embedding the query text.
     pub task: Option<String>,
     pub rerank: Option<RerankRequest>,
@@ -89,6 +95,8 @@ impl SearchRequest {
             exact: false,
             explain: false,
             highlight: true,
+            group_by: GroupBy::Document,
+            chunk_score: ChunkScore::Max,
             task: None,
             rerank: None,
         }
@@ -224,6 +232,8 @@ impl<'a> QueryPipeline<'a> {
             explain: req.explain,
             // The reranker reads a keyword-only hit's chunk with the most marked words.
             highlight: req.highlight || req.rerank.is_some(),
+            group_by: req.group_by,
+            chunk_score: req.chunk_score,
         })
     }
 

@@ -26,6 +26,31 @@ pub enum QueryMode {
     Hybrid,
 }
 
+/// What a hit is when documents are stored in chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupBy {
+    /// One hit per document, scored by its chunks ([`ChunkScore`]).
+    #[default]
+    Document,
+    /// One hit per chunk: a document may appear once per chunk that matched, each hit
+    /// reporting its chunk. Keyword search scores each chunk of its hits as a passage.
+    Chunk,
+}
+
+/// How a document's dense score comes from its chunks' (with [`GroupBy::Document`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChunkScore {
+    /// The best chunk's similarity.
+    #[default]
+    Max,
+    /// The sum of the best [`SUM_CHUNKS`] chunks' similarities the search found: a
+    /// document that matches in several places ranks above one that matches once.
+    Sum,
+}
+
+/// Chunks [`ChunkScore::Sum`] adds up, at most.
+pub const SUM_CHUNKS: usize = 3;
+
 /// Candidates each list contributes to a hybrid fusion, at least.
 pub const HYBRID_CANDIDATES: usize = 100;
 /// Largest `top_k` a query may ask for.
@@ -54,10 +79,15 @@ pub struct Query {
     pub exact: bool,
     /// Report per-stage ranks and scores on every hit.
     pub explain: bool,
-    /// Mark the query's words in sparse and hybrid hits ([`QueryHit::highlights`]).
-    /// It reads every returned text through the analyzer: with many long hits that
-    /// costs more than the search.
+    /// Read the returned texts through the analyzer: marks the query's words in sparse
+    /// and hybrid hits ([`QueryHit::highlights`]) and picks the chunk a keyword-only hit
+    /// of a chunked document reports (else its first). With many long hits that costs
+    /// more than the search.
     pub highlight: bool,
+    /// One hit per document or per chunk.
+    pub group_by: GroupBy,
+    /// How a document scores by its chunks.
+    pub chunk_score: ChunkScore,
 }
 
 impl Query {
@@ -73,6 +103,8 @@ impl Query {
             exact: false,
             explain: false,
             highlight: true,
+            group_by: GroupBy::Document,
+            chunk_score: ChunkScore::Max,
         }
     }
 
@@ -158,10 +190,10 @@ pub struct QueryHit {
     /// Sparse and hybrid hits: where `text` holds the query's words, as character ranges
     /// `[start, end)` found with the collection's analyzer; empty for dense hits.
     pub highlights: Vec<[usize; 2]>,
-    /// For a document stored in chunks: the chunks that matched, best first. Those the
-    /// dense search found come first, by similarity; a hit only the text search found
-    /// reports the chunk holding most highlighted words. Empty for documents stored
-    /// whole.
+    /// For a document stored in chunks: the chunks that matched, best first: those the
+    /// dense search found, by similarity, or for a hit only the keyword search found
+    /// the chunk that scores best as a passage; with [`GroupBy::Chunk`] the hit's own
+    /// chunk. Empty for documents stored whole.
     pub chunks: Vec<HitChunk>,
 }
 
@@ -175,7 +207,9 @@ pub struct HitChunk {
     pub start: usize,
     pub end: usize,
     pub text: String,
-    /// The chunk's dense similarity, when the dense search found it.
+    /// On a hit: the chunk's dense similarity, or its BM25 as a passage for a
+    /// keyword-only hit, or with [`GroupBy::Chunk`] the hit's score. `None` in a
+    /// document's chunk list.
     pub score: Option<f32>,
 }
 

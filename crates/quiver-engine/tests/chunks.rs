@@ -9,7 +9,9 @@ use std::collections::HashSet;
 
 use quiver_core::{CollectionConfig, Distance, DocChunk, Document, Metadata, SyncPolicy};
 use quiver_engine::snapshot::{Compression, RestoreLimits, SnapshotScope};
-use quiver_engine::{Collection, CollectionOptions, Database, DbOptions, EngineError, Query};
+use quiver_engine::{
+    ChunkScore, Collection, CollectionOptions, Database, DbOptions, EngineError, GroupBy, Query,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -200,7 +202,9 @@ fn text_hits_name_the_chunk_that_holds_the_words() {
         assert_eq!(hits[0].id, "d003", "{at}");
         let chunk = &hits[0].chunks;
         assert_eq!(chunk.len(), 1, "{at}");
-        assert_eq!((chunk[0].chunk, chunk[0].score), (2, None), "{at}");
+        // Chosen as the best passage: its BM25 is its score.
+        assert_eq!(chunk[0].chunk, 2, "{at}");
+        assert!(chunk[0].score.is_some_and(|s| s > 0.0), "{at}");
         assert!(chunk[0].text.starts_with("w3c2"), "{at}");
         assert_eq!(hits[0].explain.unwrap().chunk, Some(2), "{at}");
         c.seal().unwrap();
@@ -292,4 +296,122 @@ fn snapshots_carry_chunks() {
         assert_eq!(spans(&got), spans(d), "{}", d.id);
     }
     check_chunks_win(&copy, &all, "restored");
+}
+
+#[test]
+fn group_by_chunk_lists_each_matching_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), opts()).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM))
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(9);
+    let docs: Vec<Document> = (0..12).map(|i| chunked(i, i % 4, &mut rng)).collect();
+    c.upsert(docs.clone()).unwrap();
+    for at in ["memtable", "sealed"] {
+        let by_chunk = |mut q: Query| {
+            q.group_by = GroupBy::Chunk;
+            c.query(&q.explained()).unwrap().hits
+        };
+        let d = &docs[7];
+        for (k, ch) in d.chunks.iter().enumerate() {
+            let hits = by_chunk(Query::dense(ch.vector.clone(), 20));
+            assert_eq!(
+                (hits[0].id.as_str(), hits[0].chunks[0].chunk),
+                (d.id.as_str(), k)
+            );
+            assert_eq!(hits[0].explain.unwrap().chunk, Some(k), "{at}");
+            let mut pairs: Vec<(String, usize)> = hits
+                .iter()
+                .map(|h| (h.id.clone(), h.chunks.first().map_or(0, |x| x.chunk)))
+                .collect();
+            assert!(hits.iter().all(|h| h.chunks.len() <= 1), "{at}");
+            // The other chunks of the same document are hits of their own.
+            assert!(pairs.iter().filter(|p| p.0 == d.id).count() == d.chunks.len());
+            pairs.sort();
+            pairs.dedup();
+            assert_eq!(pairs.len(), hits.len(), "{at}: a chunk listed twice");
+        }
+        // Keyword search scores chunks as passages: each word's own chunk comes first.
+        let hits = by_chunk(Query::sparse("w7c1 w7c2 w7c2", 3));
+        let got: Vec<(&str, usize)> = hits
+            .iter()
+            .map(|h| (h.id.as_str(), h.chunks[0].chunk))
+            .collect();
+        assert_eq!(got, [("d007", 2), ("d007", 1)], "{at}");
+        let mut hybrid = Query::hybrid(d.chunks[0].vector.clone(), "w7c1", 5);
+        hybrid.group_by = GroupBy::Chunk;
+        let hits = c.query(&hybrid).unwrap().hits;
+        let top: Vec<(&str, usize)> = hits
+            .iter()
+            .take(2)
+            .map(|h| (h.id.as_str(), h.chunks[0].chunk))
+            .collect();
+        assert!(
+            top.contains(&("d007", 0)) && top.contains(&("d007", 1)),
+            "{at}: {top:?}"
+        );
+        c.seal().unwrap();
+    }
+}
+
+#[test]
+fn chunk_score_sum_favours_documents_that_match_often() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), opts()).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM))
+        .unwrap();
+    let axis = |i: usize, w: f32| {
+        let mut v = vec![0.0; DIM];
+        v[0] = 1.0;
+        v[i] += w;
+        v
+    };
+    let doc = |id: &str, vectors: Vec<Vec<f32>>| {
+        let text = "one two three four five six".to_string();
+        let chunks = vectors
+            .into_iter()
+            .enumerate()
+            .map(|(k, vector)| DocChunk {
+                start: k * 4,
+                end: k * 4 + 3,
+                vector,
+            })
+            .collect::<Vec<_>>();
+        Document {
+            id: id.into(),
+            vector: chunks[0].vector.clone(),
+            text,
+            metadata: Metadata::new(),
+            chunks,
+        }
+    };
+    // "once" matches the query exactly in one chunk; "often" closely in three.
+    c.upsert(vec![
+        doc("once", vec![axis(0, 0.0), axis(5, 9.0)]),
+        doc("often", vec![axis(1, 0.5), axis(2, 0.5), axis(3, 0.5)]),
+    ])
+    .unwrap();
+    for at in ["memtable", "sealed"] {
+        let mut q = Query::dense(axis(0, 0.0), 2);
+        let ids = |q: &Query| -> Vec<String> {
+            c.query(q).unwrap().hits.into_iter().map(|h| h.id).collect()
+        };
+        assert_eq!(ids(&q), ["once", "often"], "{at}");
+        q.chunk_score = ChunkScore::Sum;
+        let hits = c.query(&q).unwrap().hits;
+        assert_eq!(
+            (hits[0].id.as_str(), hits[0].chunks.len()),
+            ("often", 3),
+            "{at}"
+        );
+        // Three chunks at cos 0.894 each.
+        assert!(
+            (hits[0].score - 3.0 * 0.894_427).abs() < 1e-3,
+            "{at}: {}",
+            hits[0].score
+        );
+        c.seal().unwrap();
+    }
 }

@@ -26,7 +26,9 @@ mod matryoshka;
 mod rowset;
 pub mod simd;
 
-pub use bm25::{Analyzer, CjkTokenizer, Highlighter, TextHit, TextIndex, WordTokenizer};
+pub use bm25::{
+    Analyzer, CjkTokenizer, Highlighter, PassageScorer, TextHit, TextIndex, WordTokenizer,
+};
 pub use error::{IndexError, Result};
 pub use exact::{exact_search, Hit};
 pub use fields::{

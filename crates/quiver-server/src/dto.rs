@@ -351,7 +351,9 @@ pub struct ChunkOut {
     pub start: usize,
     pub end: usize,
     pub text: String,
-    /// Dense similarity of the chunk to the query, when the dense search found it.
+    /// On a hit: the chunk's dense similarity, or for a hit only keyword search found
+    /// its BM25 as a passage; with `group_by: chunk`, the hit's score. Absent in a
+    /// document's chunk list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
 }
@@ -506,6 +508,32 @@ pub struct QueryRequest {
     /// are asked for and the marks are not shown.
     #[serde(default = "yes")]
     pub highlight: bool,
+    /// `document` (default): one hit per document; `chunk`: one hit per matching chunk
+    /// of documents stored in chunks (a document may appear once per chunk).
+    #[serde(default)]
+    pub group_by: GroupByName,
+    /// How a document stored in chunks gets its dense score: `max` (default, its best
+    /// chunk) or `sum` (of its best three chunks found).
+    #[serde(default)]
+    pub chunk_score: ChunkScoreName,
+}
+
+/// What a hit is, for documents stored in chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupByName {
+    #[default]
+    Document,
+    Chunk,
+}
+
+/// How a document's dense score comes from its chunks'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkScoreName {
+    #[default]
+    Max,
+    Sum,
 }
 
 fn yes() -> bool {
@@ -530,8 +558,9 @@ pub struct QueryHit {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub highlights: Vec<[usize; 2]>,
     /// For a document stored in chunks: the chunks that matched, best first (the
-    /// dense search's, by similarity; for a hit only the keyword search found, the
-    /// chunk holding most highlighted words). Left out for documents stored whole.
+    /// dense search's, by similarity; for a hit only keyword search found, the chunk
+    /// that scores best as a passage; with `group_by: chunk`, the hit's chunk). Left out
+    /// for documents stored whole.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chunks: Vec<ChunkOut>,
 }

@@ -32,6 +32,7 @@ use super::{parse_metadata, text_key, State};
 use crate::dense::{SearchArgs, SegmentVectors, VecIndex};
 use crate::live_segment::LiveSegment;
 use crate::memtable::Memtable;
+use crate::query::{ChunkScore, SUM_CHUNKS};
 use crate::Result;
 use quiver_storage::segment::Segment;
 
@@ -362,13 +363,14 @@ pub(super) struct DenseList {
 }
 
 /// Ranks every segment and memtable hit together, groups them per document (a
-/// document scores as its best chunk) and keeps the best `depth` documents; only
+/// document scores as `chunk_score` says) and keeps the best `depth` documents; only
 /// those become owned strings.
 pub(super) fn merge(
     segments: &[Arc<LiveSegment>],
     seg_hits: &[SegHit],
     mem_hits: &[MemHit],
     depth: usize,
+    chunk_score: ChunkScore,
 ) -> DenseList {
     struct Cand<'a> {
         score: f32,
@@ -395,19 +397,31 @@ pub(super) fn merge(
         });
     }
     all.sort_unstable_by(|x, y| best_first((x.score, x.id), (y.score, y.id)));
-    let mut out = DenseList::default();
+    // Per document, in order of its best chunk: where it lives and its chunks.
+    let mut groups: Vec<(f32, &str, At, Vec<(u32, f32)>)> = Vec::new();
     let mut place: HashMap<&str, usize> = HashMap::new();
     for c in all {
         match place.get(c.id) {
-            Some(&i) => out.chunks[i].push((c.chunk, c.score)),
-            None if out.ranked.len() < depth => {
-                place.insert(c.id, out.ranked.len());
-                out.ranked.push((c.id.to_string(), c.score));
-                out.at.push(c.at);
-                out.chunks.push(vec![(c.chunk, c.score)]);
+            Some(&i) => groups[i].3.push((c.chunk, c.score)),
+            None => {
+                place.insert(c.id, groups.len());
+                groups.push((c.score, c.id, c.at, vec![(c.chunk, c.score)]));
             }
-            None => {}
         }
+    }
+    if chunk_score == ChunkScore::Sum {
+        for g in &mut groups {
+            g.0 = g.3.iter().take(SUM_CHUNKS).map(|c| c.1).sum();
+        }
+    }
+    keep_best(&mut groups, depth, |x, y| {
+        best_first((x.0, x.1), (y.0, y.1))
+    });
+    let mut out = DenseList::default();
+    for (score, id, at, chunks) in groups {
+        out.ranked.push((id.to_string(), score));
+        out.at.push(at);
+        out.chunks.push(chunks);
     }
     out
 }

@@ -14,6 +14,7 @@
 //! checkpoint LSN covers every applied record, and a text commit briefly to read an
 //! LSN every applied record is below), and `state` (memtables and the segment list).
 
+mod chunk_hits;
 mod compaction;
 mod dense_query;
 #[cfg(feature = "fault-injection")]
@@ -269,11 +270,7 @@ fn visible_hit(st: &State, id: &str) -> Result<Option<HitDoc>> {
 
 /// Row `row` of a segment as a query answers it (see [`HitDoc`]).
 fn segment_hit(segment: &Segment, row: usize) -> Result<HitDoc> {
-    let spans = segment
-        .chunks(row)
-        .iter()
-        .map(|c| c.start..c.end)
-        .collect();
+    let spans = segment.chunks(row).iter().map(|c| c.start..c.end).collect();
     let d = segment.doc(row)?;
     let doc = to_document(d.id, d.text, d.metadata_json, d.vector, Vec::new())?;
     Ok((doc, spans))

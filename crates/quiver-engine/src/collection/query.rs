@@ -20,19 +20,19 @@
 //! so sparse and hybrid queries see every acknowledged write, as dense queries do.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
 use quiver_core::{normalize, validate_vector};
-use quiver_index::{RowFilter, StageHit};
+use quiver_index::{PassageScorer, RowFilter, StageHit};
 
+use super::chunk_hits;
 use super::dense_query::{self, At, DenseArgs, DenseList};
 use super::{segment_hit, visible_hit, Collection, HitDoc, State};
 use crate::dense::index_err;
 use crate::query::{
-    CharOffsets, Explain, HitChunk, Query, QueryHit, QueryMode, QueryResult, QueryTimings,
-    HYBRID_CANDIDATES, MAX_TOP_K,
+    Explain, GroupBy, Query, QueryHit, QueryMode, QueryResult, QueryTimings, HYBRID_CANDIDATES,
+    MAX_TOP_K,
 };
 use crate::{EngineError, Result};
 
@@ -165,7 +165,8 @@ impl Collection {
                     a,
                     &mut timings.dense_index,
                 )?;
-                let merged = dense_query::merge(&segments, &seg_hits, &mem_hits, depth);
+                let merged =
+                    dense_query::merge(&segments, &seg_hits, &mem_hits, depth, q.chunk_score);
                 timings.dense += t.elapsed();
                 merged
             }
@@ -195,7 +196,18 @@ impl Collection {
         timings.sparse += t.elapsed();
 
         let t = Instant::now();
-        let ranked = rank(q, &dense.ranked, &sparse)?;
+        // Keyword passages are scored with the committed index's statistics, once per
+        // query and only when a chunk must be chosen by its words.
+        let mut passages: Option<PassageScorer> = None;
+        let ranked = match (q.group_by, text) {
+            (GroupBy::Chunk, Some(text)) => {
+                let scorer = passages.insert(self.passage_scorer(text)?);
+                let sparse = chunk_hits::sparse_list(scorer, &sparse, &docs, depth);
+                rank(q, &chunk_hits::dense_list(&dense, depth), &sparse)?
+            }
+            (GroupBy::Chunk, None) => rank(q, &chunk_hits::dense_list(&dense, depth), &[])?,
+            (GroupBy::Document, _) => rank(q, &dense.ranked, &sparse)?,
+        };
         timings.fusion = t.elapsed();
 
         let t = Instant::now();
@@ -206,6 +218,17 @@ impl Collection {
             .map(|((id, _), (at, chunks))| (id.as_str(), (*at, chunks.as_slice())))
             .collect();
         let ranked: Vec<_> = ranked.into_iter().take(q.top_k).collect();
+        let by_chunk = q.group_by == GroupBy::Chunk;
+        let ranked: Vec<(String, Option<u32>, f32, Explain)> = ranked
+            .into_iter()
+            .map(|(key, score, e)| match by_chunk {
+                true => {
+                    let (id, n) = chunk_hits::split_key(&key);
+                    (id, Some(n), score, e)
+                }
+                false => (key, None, score, e),
+            })
+            .collect();
         // Memtable documents are read under the lock, once, and only if a hit needs it.
         let needs_lock = ranked.iter().any(|(id, ..)| {
             !docs.contains_key(id)
@@ -213,10 +236,15 @@ impl Collection {
         });
         let st = needs_lock.then(|| self.inner.state.read());
         let mut hits = Vec::with_capacity(q.top_k);
-        let mut found_chunks = Vec::with_capacity(q.top_k);
-        for (id, score, explain) in ranked {
+        let mut chunks = Vec::with_capacity(q.top_k);
+        for (id, chunk, score, explain) in ranked {
             let place = located.get(id.as_str());
-            let doc = match (docs.remove(&id), place, &st) {
+            // A document may be a hit once per chunk: keep it for the next.
+            let cached = match by_chunk {
+                true => docs.get(&id).cloned(),
+                false => docs.remove(&id),
+            };
+            let doc = match (cached, place, &st) {
                 (Some(d), ..) => Some(d),
                 (None, Some((At::Segment(seg, row), _)), _) => {
                     Some(segment_hit(segments[*seg].segment(), *row)?)
@@ -225,7 +253,12 @@ impl Collection {
                 (None, _, None) => None,
             };
             if let Some((d, spans)) = doc {
-                found_chunks.push((spans, place.map_or(&[][..], |p| p.1)));
+                let picked: Vec<(u32, f32)> = match (chunk, place) {
+                    (Some(n), _) => vec![(n, score)],
+                    (None, Some((_, found))) => found.to_vec(),
+                    (None, None) => Vec::new(),
+                };
+                chunks.push((spans, picked));
                 hits.push(QueryHit {
                     id,
                     score,
@@ -239,22 +272,39 @@ impl Collection {
         }
         drop(st);
         // Marked after the memtable lock is released: writers need not wait for it.
-        if let (Some(text), QueryMode::Sparse | QueryMode::Hybrid, true) =
-            (&q.text, q.mode, q.highlight)
-        {
+        let reads_text = matches!(q.mode, QueryMode::Sparse | QueryMode::Hybrid) && q.highlight;
+        if let (Some(text), true) = (&q.text, reads_text) {
             let mut highlighter = self.inner.text.highlighter(text);
             for hit in &mut hits {
                 hit.highlights = highlighter.mark(&hit.text);
             }
         }
-        for (hit, (stored, found)) in hits.iter_mut().zip(found_chunks) {
-            hit.chunks = hit_chunks(&hit.text, &stored, found, &hit.highlights);
+        for (hit, (spans, mut picked)) in hits.iter_mut().zip(chunks) {
+            if let (true, Some(text), true, true) =
+                (picked.is_empty(), &q.text, spans.len() > 1, reads_text)
+            {
+                let scorer = match &mut passages {
+                    Some(s) => s,
+                    None => passages.insert(self.passage_scorer(text)?),
+                };
+                picked.extend(chunk_hits::best_passage(scorer, &hit.text, &spans));
+            }
+            if picked.is_empty() && spans.len() > 1 {
+                // Nothing to choose by: the document's opening chunk.
+                picked.push((0, hit.score));
+            }
+            hit.chunks = chunk_hits::hit_chunks(&hit.text, &spans, &picked);
             if let Some(e) = &mut hit.explain {
                 e.chunk = hit.chunks.first().map(|c| c.chunk);
             }
         }
         timings.fetch = t.elapsed();
         Ok(QueryResult { hits, timings })
+    }
+
+    /// The passage scorer of the text index for `text`.
+    fn passage_scorer(&self, text: &str) -> Result<PassageScorer> {
+        self.inner.text.passage_scorer(text).map_err(index_err)
     }
 
     /// BM25 hits for `text`, a little deeper than `depth` for the hits that resolve to
@@ -275,57 +325,6 @@ impl Collection {
     }
 }
 
-/// The chunks a hit reports (see [`QueryHit::chunks`]): `found` by the dense search,
-/// best first, or else the one holding most of `highlights` (character ranges).
-fn hit_chunks(
-    text: &str,
-    stored: &[Range<usize>],
-    found: &[(u32, f32)],
-    highlights: &[[usize; 2]],
-) -> Vec<HitChunk> {
-    if stored.len() < 2 {
-        return Vec::new();
-    }
-    let picked: Vec<(usize, Option<f32>)> = if found.is_empty() {
-        vec![(busiest_chunk(text, stored, highlights), None)]
-    } else {
-        found.iter().map(|&(n, s)| (n as usize, Some(s))).collect()
-    };
-    // A few chunks: counting the characters before each is cheaper than a table.
-    let chars = |b: usize| text.get(..b).map_or(0, |p| p.chars().count());
-    picked
-        .into_iter()
-        .filter_map(|(n, score)| {
-            stored
-                .get(n)
-                .map(|c| HitChunk::new(text, n, c, score, &chars))
-        })
-        .collect()
-}
-
-/// The first of `stored` holding the most of `highlights` (character ranges).
-fn busiest_chunk(text: &str, stored: &[Range<usize>], highlights: &[[usize; 2]]) -> usize {
-    if highlights.is_empty() {
-        return 0;
-    }
-    let chars = CharOffsets::new(text);
-    let marked = |c: &Range<usize>| {
-        let (start, end) = (chars.of(c.start), chars.of(c.end));
-        highlights
-            .iter()
-            .filter(|h| h[0] >= start && h[1] <= end)
-            .count()
-    };
-    let mut best = (0, 0);
-    for (n, c) in stored.iter().enumerate() {
-        let m = marked(c);
-        if m > best.1 {
-            best = (n, m);
-        }
-    }
-    best.0
-}
-
 /// The `depth` best text hits that resolve to visible, allowed documents; the
 /// documents read on the way are kept in `docs` for the fetch stage.
 fn resolve_text_hits(
@@ -343,7 +342,10 @@ fn resolve_text_hits(
         let Some(doc) = visible_hit(st, &hit.id)? else {
             continue;
         };
-        if q.filter.as_ref().is_some_and(|f| !f.matches(&doc.0.metadata)) {
+        if q.filter
+            .as_ref()
+            .is_some_and(|f| !f.matches(&doc.0.metadata))
+        {
             continue;
         }
         out.push((hit.id.clone(), hit.score));

@@ -17,6 +17,7 @@
 //! Scoring is BM25 with the collection's `k1` and `b` (module `score`).
 
 mod analyzer;
+mod passage;
 mod score;
 #[cfg(test)]
 mod tests;
@@ -34,11 +35,12 @@ use tantivy::schema::{
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 pub use analyzer::{Analyzer, CjkTokenizer, Highlighter};
+pub use passage::PassageScorer;
 pub use words::WordTokenizer;
 
 use analyzer::Pipeline;
 use quiver_core::Bm25Config;
-use score::Bm25Query;
+use score::{collection_stats, idf, Bm25Query};
 
 use crate::{IndexError, Result, RowFilter};
 
@@ -330,6 +332,32 @@ impl TextIndex {
     /// index keeps matching the way it indexed); see [`Highlighter::mark`].
     pub fn highlighter(&self, query: &str) -> Highlighter {
         Highlighter::new(self.pipeline, query)
+    }
+
+    /// Scores passages of texts against `query` with this index's statistics and BM25
+    /// settings (see [`PassageScorer`]); the statistics are those of the latest commit.
+    pub fn passage_scorer(&self, query: &str) -> Result<PassageScorer> {
+        let searcher = self.reader.searcher();
+        let (docs, avgdl) = collection_stats(&searcher, self.text)?;
+        let mut weights = std::collections::HashMap::new();
+        for (term, count) in self.query_terms(query) {
+            let weight = idf(searcher.doc_freq(&term)?, docs) * (1.0 + self.bm25.k1);
+            if let Some(text) = term.value().as_str() {
+                weights.insert(text.to_string(), weight * count as f32);
+            }
+        }
+        // An empty index has no length to compare with; any positive mean will do.
+        let avgdl = if avgdl.is_finite() && avgdl > 0.0 {
+            avgdl
+        } else {
+            1.0
+        };
+        Ok(PassageScorer::new(
+            weights,
+            self.bm25,
+            avgdl,
+            self.pipeline.build(),
+        ))
     }
 
     /// The `k` best documents for `query` by BM25, best first (ties: lower key first).

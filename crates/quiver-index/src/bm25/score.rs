@@ -34,9 +34,21 @@ pub(crate) struct Bm25Query {
 }
 
 /// `ln(1 + (N - n + 0.5) / (n + 0.5))`, Lucene's non-negative BM25 idf.
-fn idf(doc_freq: u64, docs: u64) -> Score {
+pub(crate) fn idf(doc_freq: u64, docs: u64) -> Score {
     let x = (docs.saturating_sub(doc_freq) as Score + 0.5) / (doc_freq as Score + 0.5);
     (1.0 + x).ln()
+}
+
+/// `N` and `avgdl`: documents of every segment (deleted ones included) and their mean
+/// length in tokens.
+pub(crate) fn collection_stats(searcher: &Searcher, field: Field) -> tantivy::Result<(u64, Score)> {
+    let mut tokens = 0u64;
+    let mut docs = 0u64;
+    for segment in searcher.segment_readers() {
+        tokens += segment.inverted_index(field)?.total_num_tokens();
+        docs += u64::from(segment.max_doc());
+    }
+    Ok((docs, tokens as Score / docs as Score))
 }
 
 impl Bm25Query {
@@ -48,13 +60,7 @@ impl Bm25Query {
         params: Bm25Config,
     ) -> tantivy::Result<Self> {
         let (k1, b) = (params.k1, params.b);
-        let mut tokens = 0u64;
-        let mut docs = 0u64;
-        for segment in searcher.segment_readers() {
-            tokens += segment.inverted_index(field)?.total_num_tokens();
-            docs += u64::from(segment.max_doc());
-        }
-        let avgdl = tokens as Score / docs as Score;
+        let (docs, avgdl) = collection_stats(searcher, field)?;
         let mut norms = [0.0; 256];
         for (id, norm) in norms.iter_mut().enumerate() {
             let len = FieldNormReader::id_to_fieldnorm(id as u8);

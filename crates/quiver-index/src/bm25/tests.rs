@@ -162,3 +162,45 @@ fn highlights_mark_the_words_that_match_in_characters() {
     // The query's unigrams and bigram mark each run once, merged.
     assert_eq!(got, [[3, 5], [8, 10]]);
 }
+
+#[test]
+fn passages_score_on_the_documents_scale() {
+    let index = TextIndex::in_memory(Analyzer::En).unwrap();
+    let texts = [
+        "shock waves over a supersonic wing",
+        "heat transfer through a flat plate",
+        "the boundary layer of a wing in supersonic flow",
+        "pressure on the plate",
+    ];
+    for (i, t) in texts.iter().enumerate() {
+        index.upsert(&format!("d{i}"), i as u64, t).unwrap();
+    }
+    index.commit(10).unwrap();
+    let query = "supersonic wing flow";
+    let docs: HashMap<String, f32> = index
+        .search(query, 10, None)
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.id, h.score))
+        .collect();
+    let mut scorer = index.passage_scorer(query).unwrap();
+    // A passage holding a whole short document scores as the document does (lengths
+    // under 40 tokens are exact in both).
+    for (i, t) in texts.iter().enumerate() {
+        let whole = scorer.score(t, &[0..t.len()])[0];
+        let want = docs.get(&format!("d{i}")).copied().unwrap_or(0.0);
+        assert!((whole - want).abs() < 1e-5, "{t}: {whole} vs {want}");
+    }
+    // Chunks of one text: a token counts where it lies whole, so "supersonic" cut in
+    // half counts in neither half, and a chunk without the query's words scores 0.
+    let text = texts[2];
+    let cut = text.find("supersonic").unwrap() + 5;
+    let scores = scorer.score(text, &[0..cut, cut..text.len(), 0..3, 0..text.len()]);
+    assert!(scores[0] > 0.0 && scores[1] > 0.0, "{scores:?}");
+    assert_eq!(scores[2], 0.0);
+    assert!(scores[3] > scores[0] && scores[3] > scores[1]);
+    let wing_only = scorer.score("wing", &[0..4])[0];
+    let mut other = index.passage_scorer("wing").unwrap();
+    assert!((other.score("wing", &[0..4])[0] - wing_only).abs() < 1e-6);
+    assert!(index.passage_scorer("").unwrap().score(text, &[0..9])[0] == 0.0);
+}

@@ -13,15 +13,15 @@ use axum::extract::State;
 use axum::Json;
 use quiver_core::Filter;
 use quiver_engine::{
-    Explain, Fusion, QueryMode, QueryPipeline, RerankRequest, SearchRequest, StageHit,
-    DEFAULT_RERANK_CANDIDATES, DEFAULT_RRF_K,
+    ChunkScore, Explain, Fusion, GroupBy, QueryMode, QueryPipeline, RerankRequest, SearchRequest,
+    StageHit, DEFAULT_RERANK_CANDIDATES, DEFAULT_RRF_K,
 };
 
 use crate::app::AppState;
 use crate::config::LimitsConfig;
 use crate::dto::{
-    ChunkOut, ExplainOut, FusionMethod, QueryHit, QueryMode as ModeDto, QueryRequest,
-    QueryResponse, Rerank, RerankOut, StageOut,
+    ChunkOut, ChunkScoreName, ExplainOut, FusionMethod, GroupByName, QueryHit,
+    QueryMode as ModeDto, QueryRequest, QueryResponse, Rerank, RerankOut, StageOut,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::CollectionPath;
@@ -190,6 +190,14 @@ pub fn plan(req: QueryRequest, limits: &LimitsConfig) -> Result<SearchRequest, A
         exact: req.exact,
         explain: req.explain,
         highlight: req.highlight,
+        group_by: match req.group_by {
+            GroupByName::Document => GroupBy::Document,
+            GroupByName::Chunk => GroupBy::Chunk,
+        },
+        chunk_score: match req.chunk_score {
+            ChunkScoreName::Max => ChunkScore::Max,
+            ChunkScoreName::Sum => ChunkScore::Sum,
+        },
         task: req.task,
         rerank,
     };
