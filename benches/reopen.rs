@@ -124,6 +124,7 @@ fn build(dir: &Path, plan: &Plan) -> Result<(), String> {
             let end = (next + plan.batch).min(seg_end);
             let docs: Vec<Document> = (next..end)
                 .map(|n| Document {
+                    chunks: Vec::new(),
                     id: format!("doc-{n:08}"),
                     text: String::new(),
                     metadata: Metadata::new(),

@@ -92,6 +92,36 @@ fn long_texts_are_chunked_searched_and_reranked_by_chunk() {
     );
     assert_eq!(s.req("GET", "/collections/x", None).status, 404);
 
+    // Chunking changes while a collection is empty, and is refused once it is not.
+    let patch =
+        |name: &str, body: Value| s.req("PATCH", &format!("/collections/{name}"), Some(&body));
+    let r = patch("d", json!({"chunking": {"max_tokens": 64}}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["config"]["chunking"]["max_tokens"], 64);
+    assert_eq!(r.json()["config"]["chunking"]["overlap_tokens"], 8);
+    let r = patch("off", json!({"chunking": true}));
+    assert_eq!(r.json()["config"]["chunking"]["max_tokens"], capacity);
+    let msg = refusal(&patch("d", json!({"chunking": {"max_tokens": 0}})), 400);
+    assert!(msg.contains("chunking.max_tokens"), "{msg}");
+    let r = put(&s, "plain", json!({"dim": 4}));
+    assert_eq!(r.status, 201);
+    refusal(&patch("plain", json!({"chunking": true})), 400);
+    refusal(&patch("d", json!({})), 400);
+    assert_eq!(patch("nowhere", json!({"chunking": false})).status, 404);
+    let r = s.req(
+        "POST",
+        "/collections/d/documents",
+        Some(&json!({"documents": [{"id": "x", "text": "one text"}]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let msg = refusal(&patch("d", json!({"chunking": false})), 409);
+    assert!(
+        msg.contains("quiver import") && msg.contains("new collection"),
+        "{msg}"
+    );
+    let r = s.req("GET", "/collections/d", None).json();
+    assert_eq!(r["config"]["chunking"]["max_tokens"], 64, "unchanged: {r}");
+
     let r = put(
         &s,
         "c",
@@ -260,4 +290,10 @@ fn long_texts_are_chunked_searched_and_reranked_by_chunk() {
     let hits = r.json()["hits"].as_array().unwrap().clone();
     assert!(hits.iter().all(|h| h["id"] != "long"), "{hits:?}");
     assert_eq!(hits.len(), 2);
+
+    // A changed setting is stored: it survives a restart.
+    drop(s);
+    let s = spawn(&data, &[]);
+    let r = s.req("GET", "/collections/off", None).json();
+    assert_eq!(r["config"]["chunking"]["max_tokens"], capacity, "{r}");
 }

@@ -42,6 +42,7 @@ pub fn load(c: &Collection, load: &Load) -> Result<(), String> {
         let end = if i < sealed { end.min(sealed) } else { end };
         let docs: Vec<Document> = (i..end)
             .map(|n| Document {
+                chunks: Vec::new(),
                 id: format!("doc-{n:08}"),
                 text: format!("document number {n} about topic {}", n % 97),
                 metadata: Metadata::new(),

@@ -101,6 +101,12 @@ def get_collection(name: str) -> Call[CollectionInfo]:
                 parse=lambda r: CollectionInfo.from_json(parse_json(r)))
 
 
+def set_chunking(name: str, chunking: Mapping[str, Any] | bool) -> Call[CollectionInfo]:
+    body = {"chunking": dict(chunking) if isinstance(chunking, Mapping) else chunking}
+    return Call("PATCH", _col(name), json=body, idempotent=True,
+                parse=lambda r: CollectionInfo.from_json(parse_json(r)))
+
+
 def collection_exists(name: str) -> Call[bool]:
     def missing(e: QuiverError) -> bool:
         if isinstance(e, NotFoundError):

@@ -82,6 +82,9 @@ class AsyncQuiver:
     async def get_collection(self, name: str) -> CollectionInfo:
         return await self._t.run(calls.get_collection(name))
 
+    async def set_chunking(self, name: str, chunking: Mapping[str, Any] | bool) -> CollectionInfo:
+        return await self._t.run(calls.set_chunking(name, chunking))
+
     async def collection_exists(self, name: str) -> bool:
         return await self._t.run(calls.collection_exists(name))
 

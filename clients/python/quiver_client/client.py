@@ -84,6 +84,11 @@ class Quiver:
     def get_collection(self, name: str) -> CollectionInfo:
         return self._t.run(calls.get_collection(name))
 
+    def set_chunking(self, name: str, chunking: Mapping[str, Any] | bool) -> CollectionInfo:
+        """Changes how an empty collection cuts long texts (settings, True for the
+        defaults, False for none); ConflictError once it holds documents."""
+        return self._t.run(calls.set_chunking(name, chunking))
+
     def collection_exists(self, name: str) -> bool:
         return self._t.run(calls.collection_exists(name))
 

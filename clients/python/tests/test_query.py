@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quiver_client import (BadRequestError, Document, Field, Hit, NotFoundError, QueryResult,
-                           Quiver, UnprocessableError, combine, must, must_not, should)
+from quiver_client import (BadRequestError, ConflictError, Document, Field, Hit, NotFoundError,
+                           QueryResult, Quiver, UnprocessableError, combine, must, must_not,
+                           should)
 
 from conftest import DIM, EMBEDDER, RERANKER, vec
 
@@ -142,6 +143,11 @@ def test_long_texts_come_back_in_chunks(q: Quiver, name: str) -> None:
     assert len(chunks) >= 2 and len(set(chunks)) == len(chunks)
     summed = q.query(name, text=last.text, mode="dense", chunk_score="sum", top_k=2)
     assert summed.ids[0] == "long"
+    with pytest.raises(ConflictError, match="quiver import"):
+        q.set_chunking(name, False)
+    other = q.create_collection(name + "y", embedding_model=EMBEDDER)
+    assert other.config.chunking is not None and other.config.chunking["strategy"] == "sentence"
+    assert q.set_chunking(name + "y", False).config.chunking is None
     with pytest.raises(BadRequestError, match="chunking.overlap_tokens"):
         q.create_collection(name + "x", embedding_model=EMBEDDER,
                             chunking={"max_tokens": 4, "overlap_tokens": 4})

@@ -152,7 +152,7 @@ fn ingest(
                 vector: None,
             })
             .collect();
-        let docs = models::embed_documents(registry, col.config(), docs)?;
+        let docs = models::embed_documents(registry, &col.config(), docs)?;
         col.upsert(docs)?;
         progress.inc(chunk.len() as u64);
     }
@@ -215,7 +215,7 @@ pub fn run(opts: &IrOptions) -> Result<Report> {
     let progress = bar(opts.progress, data.queries.len(), "queries");
     for q in &data.queries {
         let t = Instant::now();
-        let vector = pipeline.embed_query(col.config(), &q.text, None)?;
+        let vector = pipeline.embed_query(&col.config(), &q.text, None)?;
         embed_t.push(t.elapsed());
         let request = |mode: QueryMode, fusion: Fusion| SearchRequest {
             mode: Some(mode),

@@ -38,6 +38,9 @@ pub enum EngineError {
     /// Input over a configured size bound (a snapshot archive).
     #[error("too large: {0}")]
     TooLarge(String),
+    /// The operation needs an empty collection and this one holds documents.
+    #[error("{0}")]
+    NotEmpty(String),
     /// The object stayed in use too long for the operation (a restore's target).
     #[error("busy: {0}")]
     Busy(String),

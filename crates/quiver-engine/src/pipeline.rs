@@ -241,7 +241,7 @@ impl<'a> QueryPipeline<'a> {
     pub fn run(&self, collection: &Collection, req: &SearchRequest) -> Result<SearchResult> {
         let config = collection.config();
         let t = Instant::now();
-        let query = self.prepare(req, config)?;
+        let query = self.prepare(req, &config)?;
         let embed = t.elapsed();
         let result = collection.query(&query)?;
         let mut timings = SearchTimings {

@@ -122,6 +122,7 @@ pub fn router(state: AppState) -> Router {
             "/collections/{name}",
             put(collections::create)
                 .get(collections::get)
+                .patch(collections::update)
                 .delete(collections::delete),
         )
         .route(

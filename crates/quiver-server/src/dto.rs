@@ -175,6 +175,14 @@ pub struct CreateCollection {
     pub chunking: Option<ChunkingRequest>,
 }
 
+/// Body of `PATCH /collections/{name}`: the settings that may change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCollection {
+    /// New chunking (as at creation); accepted only while the collection is empty.
+    pub chunking: Option<ChunkingRequest>,
+}
+
 /// A collection's stored settings.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CollectionConfigView {

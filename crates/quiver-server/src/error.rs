@@ -147,7 +147,7 @@ impl From<EngineError> for ApiError {
         let message = e.to_string();
         match e {
             EngineError::NotFound(_) => ApiError::not_found(message),
-            EngineError::AlreadyExists(_) => {
+            EngineError::AlreadyExists(_) | EngineError::NotEmpty(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
             EngineError::ReadOnly(_) => {

@@ -18,6 +18,7 @@ use crate::routes::{collections, documents, health, installed, models, query, sn
         collections::list,
         collections::create,
         collections::get,
+        collections::update,
         collections::delete,
         collections::flush,
         documents::upsert,

@@ -32,8 +32,8 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use quiver_core::{
-    normalize, validate_name, validate_vector, CollectionConfig, DocChunk, Document, Filter,
-    Metadata,
+    normalize, validate_name, validate_vector, ChunkingConfig, CollectionConfig, DocChunk,
+    Document, Filter, Metadata,
 };
 use quiver_index::TextIndex;
 use quiver_storage::manifest::Manifest;
@@ -120,7 +120,10 @@ pub(crate) struct State {
 pub(crate) struct Inner {
     name: String,
     dir: PathBuf,
+    /// Settings as created; `chunking` may change while the collection is empty (the
+    /// current value is `chunking` below).
     config: CollectionConfig,
+    chunking: RwLock<Option<ChunkingConfig>>,
     opts: CollectionOptions,
     wal: Wal,
     gate: RwLock<()>,
@@ -375,6 +378,7 @@ impl Collection {
         let inner = Arc::new(Inner {
             name,
             dir: dir.to_path_buf(),
+            chunking: RwLock::new(config.chunking),
             config,
             opts,
             wal,
@@ -452,8 +456,41 @@ impl Collection {
     }
 
     /// The collection's fixed settings.
-    pub fn config(&self) -> &CollectionConfig {
-        &self.inner.config
+    pub fn config(&self) -> CollectionConfig {
+        CollectionConfig {
+            chunking: *self.inner.chunking.read(),
+            ..self.inner.config.clone()
+        }
+    }
+
+    /// Changes how texts are cut into chunks on ingest. Only an empty collection may
+    /// change it: the documents it holds were embedded under the old setting, and
+    /// mixing the two would rank them unevenly. The new setting is stored before it
+    /// takes effect. `chunking` must suit the embedding model (the caller checks its
+    /// input limit; see `ChunkingConfig::validate`).
+    pub fn set_chunking(&self, chunking: Option<ChunkingConfig>) -> Result<()> {
+        self.inner.check_writable()?;
+        let config = CollectionConfig {
+            chunking,
+            ..self.inner.config.clone()
+        };
+        config.validate()?;
+        // No write is between its WAL append and its memtable apply meanwhile.
+        let _gate = self.inner.gate.write();
+        let held = self.count();
+        if held > 0 {
+            return Err(EngineError::NotEmpty(format!(
+                "collection {:?} holds {held} documents embedded with its current \
+                 chunking; chunking can only change while it is empty. To re-embed, \
+                 create a new collection with the chunking you want and import the \
+                 texts again (for example with `quiver import`), then drop this one",
+                self.inner.name
+            )));
+        }
+        let mut current = self.inner.chunking.write();
+        config_file::store(&self.inner.dir, &config)?;
+        *current = chunking;
+        Ok(())
     }
 
     /// LSN of the last write appended to the WAL.

@@ -1,4 +1,4 @@
-//! `PUT|GET|DELETE /collections/{name}` and `GET /collections`.
+//! `PUT|GET|PATCH|DELETE /collections/{name}` and `GET /collections`.
 //!
 //! Model and index settings are parsed and validated here: [`load_models`] loads the
 //! named models through the shared registry (422 naming the directory when one is
@@ -16,7 +16,7 @@ use quiver_engine::Collection;
 use crate::app::{blocking, AppState};
 use crate::dto::{
     ChunkingParams, ChunkingRequest, CollectionConfigView, CollectionInfo, CollectionList,
-    CollectionSummary, CreateCollection, Deleted, Flushed, MaintenanceView,
+    CollectionSummary, CreateCollection, Deleted, Flushed, MaintenanceView, UpdateCollection,
 };
 use crate::error::{model_error, ApiError, ErrorBody};
 use crate::extract::CollectionPath;
@@ -90,33 +90,34 @@ fn model_dim(req: &CreateCollection, model: ModelWidth) -> Result<usize, ApiErro
     }))
 }
 
-/// The request's chunking: on by default with an embedding model (chunks as long as
-/// the model's input, an eighth of them overlapping), refused without one.
+/// The chunking `request` asks for: on by default with an embedding model taking
+/// `capacity` text tokens per input (chunks that long, an eighth of them overlapping),
+/// refused without one.
 fn chunking(
-    req: &CreateCollection,
-    model: Option<ModelWidth>,
+    request: Option<&ChunkingRequest>,
+    capacity: Option<usize>,
 ) -> Result<Option<ChunkingConfig>, ApiError> {
-    let params = match &req.chunking {
+    let params = match request {
         Some(ChunkingRequest::Switch(false)) => return Ok(None),
         Some(ChunkingRequest::Switch(true)) | None => ChunkingParams::default(),
         Some(ChunkingRequest::Params(p)) => p.clone(),
     };
-    let Some(model) = model else {
-        if req.chunking.is_some() {
+    let Some(capacity) = capacity else {
+        if request.is_some() {
             return Err(ApiError::bad_request(
                 "chunking needs an embedding_model: chunks are embedded on ingest",
             ));
         }
         return Ok(None);
     };
-    let defaults = ChunkingConfig::for_model(params.max_tokens.unwrap_or(model.text_capacity));
+    let defaults = ChunkingConfig::for_model(params.max_tokens.unwrap_or(capacity));
     let config = ChunkingConfig {
         max_tokens: defaults.max_tokens,
         overlap_tokens: params.overlap_tokens.unwrap_or(defaults.overlap_tokens),
         strategy: params.strategy.map_or(defaults.strategy, Into::into),
     };
     config
-        .validate(model.text_capacity)
+        .validate(capacity)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Some(config))
 }
@@ -170,7 +171,7 @@ pub fn engine_config(
         config.bm25.k1 = p.k1.unwrap_or(config.bm25.k1);
         config.bm25.b = p.b.unwrap_or(config.bm25.b);
     }
-    config.chunking = chunking(req, model)?;
+    config.chunking = chunking(req.chunking.as_ref(), model.map(|m| m.text_capacity))?;
     config
         .validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -181,7 +182,7 @@ pub(crate) fn info(c: &Collection) -> CollectionInfo {
     let stats = c.stats();
     CollectionInfo {
         name: c.name().to_string(),
-        config: CollectionConfigView::from(c.config()),
+        config: CollectionConfigView::from(&c.config()),
         count: c.count(),
         segments: stats.segments,
         memtable_entries: stats.memtable_entries,
@@ -224,6 +225,44 @@ pub async fn create(
     })
     .await?;
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Change a collection's settings: only `chunking`, and only while the collection is
+/// empty (409 otherwise, saying how to re-embed).
+#[utoipa::path(patch, path = "/collections/{name}", tag = "collections",
+    params(("name" = String, Path)),
+    request_body = UpdateCollection,
+    responses((status = 200, body = CollectionInfo), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    CollectionPath(name): CollectionPath,
+    JsonBody(req): JsonBody<UpdateCollection>,
+) -> Result<Json<CollectionInfo>, ApiError> {
+    let db = state.db.clone();
+    let models = state.models.clone();
+    let updated = blocking(move || {
+        let c = db.collection(&name)?;
+        let Some(request) = &req.chunking else {
+            return Err(ApiError::bad_request(
+                "nothing to change: send the new chunking",
+            ));
+        };
+        let capacity = match &c.config().embedding_model {
+            Some(m) => Some(
+                models
+                    .embedder(m)
+                    .map_err(model_error)?
+                    .model()
+                    .text_capacity(),
+            ),
+            None => None,
+        };
+        c.set_chunking(chunking(Some(request), capacity)?)?;
+        Ok(info(&c))
+    })
+    .await?;
+    Ok(Json(updated))
 }
 
 /// List collections.
@@ -320,10 +359,12 @@ mod tests {
         let qwen = ModelWidth {
             width: 64,
             matryoshka: true,
+            text_capacity: 510,
         };
         let bert = ModelWidth {
             width: 32,
             matryoshka: false,
+            text_capacity: 510,
         };
         assert_eq!(engine_config(&model, Some(qwen)).unwrap().dim, 64);
         assert_eq!(engine_config(&model, Some(bert)).unwrap().dim, 32);

@@ -114,7 +114,7 @@ pub async fn upsert(
                 }
             }
             // Embedding first, then one upsert: the WAL record carries the vectors.
-            let docs = embed_documents(&models, c.config(), docs)?;
+            let docs = embed_documents(&models, &c.config(), docs)?;
             Ok(c.upsert(docs)?)
         })
         .await?;
