@@ -132,7 +132,7 @@ fn cut(
     chunking: Option<&ChunkingConfig>,
     text: &str,
 ) -> Result<Vec<Range<usize>>> {
-    let whole = vec![0..text.len()];
+    let whole: Vec<Range<usize>> = std::iter::once(0..text.len()).collect();
     let Some(chunking) = chunking else {
         return Ok(whole);
     };

@@ -397,31 +397,42 @@ pub(super) fn merge(
         });
     }
     all.sort_unstable_by(|x, y| best_first((x.score, x.id), (y.score, y.id)));
-    // Per document, in order of its best chunk: where it lives and its chunks.
-    let mut groups: Vec<(f32, &str, At, Vec<(u32, f32)>)> = Vec::new();
+    /// One document: its score, where it lives, its chunks found, best first.
+    struct Group<'a> {
+        score: f32,
+        id: &'a str,
+        at: At,
+        chunks: Vec<(u32, f32)>,
+    }
+    let mut groups: Vec<Group<'_>> = Vec::new();
     let mut place: HashMap<&str, usize> = HashMap::new();
     for c in all {
         match place.get(c.id) {
-            Some(&i) => groups[i].3.push((c.chunk, c.score)),
+            Some(&i) => groups[i].chunks.push((c.chunk, c.score)),
             None => {
                 place.insert(c.id, groups.len());
-                groups.push((c.score, c.id, c.at, vec![(c.chunk, c.score)]));
+                groups.push(Group {
+                    score: c.score,
+                    id: c.id,
+                    at: c.at,
+                    chunks: vec![(c.chunk, c.score)],
+                });
             }
         }
     }
     if chunk_score == ChunkScore::Sum {
         for g in &mut groups {
-            g.0 = g.3.iter().take(SUM_CHUNKS).map(|c| c.1).sum();
+            g.score = g.chunks.iter().take(SUM_CHUNKS).map(|c| c.1).sum();
         }
     }
     keep_best(&mut groups, depth, |x, y| {
-        best_first((x.0, x.1), (y.0, y.1))
+        best_first((x.score, x.id), (y.score, y.id))
     });
     let mut out = DenseList::default();
-    for (score, id, at, chunks) in groups {
-        out.ranked.push((id.to_string(), score));
-        out.at.push(at);
-        out.chunks.push(chunks);
+    for g in groups {
+        out.ranked.push((g.id.to_string(), g.score));
+        out.at.push(g.at);
+        out.chunks.push(g.chunks);
     }
     out
 }

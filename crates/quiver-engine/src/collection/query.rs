@@ -36,6 +36,9 @@ use crate::query::{
 };
 use crate::{EngineError, Result};
 
+/// Where a dense hit lives and the chunks the search found of it.
+type Located<'a> = (At, &'a [(u32, f32)]);
+
 fn invalid(msg: impl Into<String>) -> EngineError {
     EngineError::InvalidInput(msg.into())
 }
@@ -211,7 +214,7 @@ impl Collection {
         timings.fusion = t.elapsed();
 
         let t = Instant::now();
-        let located: HashMap<&str, (At, &[(u32, f32)])> = dense
+        let located: HashMap<&str, Located<'_>> = dense
             .ranked
             .iter()
             .zip(dense.at.iter().zip(&dense.chunks))

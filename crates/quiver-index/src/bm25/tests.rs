@@ -164,6 +164,7 @@ fn highlights_mark_the_words_that_match_in_characters() {
 }
 
 #[test]
+#[allow(clippy::single_range_in_vec_init)] // one passage per call is the point here
 fn passages_score_on_the_documents_scale() {
     let index = TextIndex::in_memory(Analyzer::En).unwrap();
     let texts = [
