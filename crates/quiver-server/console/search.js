@@ -215,12 +215,29 @@ function hitItem(name, hit, rank, words, earlier, request, cfg) {
       h('a', { class: 'hit-id mono', href: `#/collections/${enc(name)}/documents/${enc(hit.id)}`, text: hit.id }),
       h('span', { class: 'score', text: `score ${fmtScore(hit.score)}` })),
     chips,
-    // The server marks sparse and hybrid hits with the collection's analyzer (stems
-    // included); dense hits get the query's words as typed.
-    h('div', { class: 'hit-text' }, hit.highlights
-      ? markRanges(hit.text || '', hit.highlights)
-      : highlight(hit.text || '', words)),
+    hitBody(hit, words),
     explanation(hit, rank, request, cfg));
+}
+
+/**
+ * A hit's text with the query's words marked. The server marks sparse and hybrid hits
+ * with the collection's analyzer (stems included); dense hits get the query's words as
+ * typed. A document stored in chunks shows the chunk that matched, the whole text folded
+ * away below it.
+ */
+function hitBody(hit, words) {
+  const marked = (text, ranges) => (ranges ? markRanges(text, ranges) : highlight(text, words));
+  const chunk = hit.chunks && hit.chunks[0];
+  if (!chunk) return h('div', { class: 'hit-text' }, marked(hit.text || '', hit.highlights));
+  // Highlights count characters of the whole text; the chunk starts at `chunk.start`.
+  const local = hit.highlights && hit.highlights
+    .filter(([s, e]) => s >= chunk.start && e <= chunk.end)
+    .map(([s, e]) => [s - chunk.start, e - chunk.start]);
+  return h('div', { class: 'hit-text' },
+    h('div', { class: 'muted passage', text: `chunk ${chunk.chunk} · characters ${chunk.start}–${chunk.end} of ${Array.from(hit.text || '').length}` }),
+    marked(chunk.text, local),
+    h('details', { class: 'whole-text' }, h('summary', { text: 'Whole text' }),
+      marked(hit.text || '', hit.highlights)));
 }
 
 /** Why the hit ranked where it did, stage by stage, from the server's `explain`. */
@@ -253,6 +270,9 @@ function explanation(hit, rank, request, cfg) {
   }
   if (ex.rerank) {
     rows.push(row('Rerank', rank, ex.rerank.score, `reranker score; #${ex.rerank.rank_before} before reranking`));
+  }
+  if (typeof ex.chunk === 'number') {
+    rows.push(row('Chunk', null, hit.chunks?.[0]?.score, `chunk ${ex.chunk} of the document won`));
   }
   rows.push(row('Final', rank, hit.score, 'the order returned'));
   return h('details', { class: 'explain' }, h('summary', { text: 'Explanation' }),

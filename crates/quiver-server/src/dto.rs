@@ -366,6 +366,18 @@ pub struct ChunkOut {
     pub score: Option<f32>,
 }
 
+impl From<quiver_engine::HitChunk> for ChunkOut {
+    fn from(c: quiver_engine::HitChunk) -> Self {
+        ChunkOut {
+            chunk: c.chunk,
+            start: c.start,
+            end: c.end,
+            text: c.text,
+            score: c.score,
+        }
+    }
+}
+
 /// A document as a page of `GET /collections/{name}/documents` lists it (no vector).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DocumentBrief {

@@ -178,13 +178,7 @@ pub async fn get(
     let chunks = q.chunks.then(|| {
         document_chunks(&doc)
             .into_iter()
-            .map(|c| ChunkOut {
-                chunk: c.chunk,
-                start: c.start,
-                end: c.end,
-                text: c.text,
-                score: None,
-            })
+            .map(ChunkOut::from)
             .collect()
     });
     Ok(Json(DocumentOut {

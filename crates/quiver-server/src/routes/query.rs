@@ -213,17 +213,7 @@ fn hit_out(h: quiver_engine::QueryHit) -> QueryHit {
         metadata: h.metadata,
         explain: h.explain.map(explain),
         highlights: h.highlights,
-        chunks: h
-            .chunks
-            .into_iter()
-            .map(|c| ChunkOut {
-                chunk: c.chunk,
-                start: c.start,
-                end: c.end,
-                text: c.text,
-                score: c.score,
-            })
-            .collect(),
+        chunks: h.chunks.into_iter().map(ChunkOut::from).collect(),
     }
 }
 
