@@ -183,7 +183,10 @@ fn long_texts_are_chunked_searched_and_reranked_by_chunk() {
         let r = s.req(
             "POST",
             "/collections/c/query",
-            Some(&json!({"text": query, "mode": "dense", "top_k": 3, "explain": true})),
+            Some(
+                &json!({"text": query, "mode": "dense", "top_k": 3, "explain": true,
+                "exact": true}),
+            ),
         );
         let body = r.json();
         let top = &body["hits"][0];

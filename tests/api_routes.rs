@@ -192,7 +192,7 @@ fn every_route_answers_as_documented() {
 
     // Unknown routes and methods use the error shape too.
     s.req("GET", "/nope", None).expect_error(404);
-    s.req("PATCH", "/collections/docs", None).expect_error(405);
+    s.req("POST", "/collections/docs", None).expect_error(405);
 
     // Delete a collection.
     let d = s.req("DELETE", "/collections/other", None);
