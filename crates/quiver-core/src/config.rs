@@ -108,11 +108,13 @@ pub struct ChunkingConfig {
 
 impl ChunkingConfig {
     /// What a collection gets unless it says otherwise: chunks as long as one input of
-    /// a model taking `capacity` text tokens, an eighth of each repeated in the next.
+    /// a model taking `capacity` text tokens, at most [`DEFAULT_CHUNK_TOKENS`], an eighth
+    /// of each repeated in the next.
     pub fn for_model(capacity: usize) -> Self {
+        let max_tokens = capacity.min(DEFAULT_CHUNK_TOKENS);
         ChunkingConfig {
-            max_tokens: capacity,
-            overlap_tokens: capacity / 8,
+            max_tokens,
+            overlap_tokens: max_tokens / 8,
             strategy: ChunkStrategy::Sentence,
         }
     }
@@ -137,6 +139,11 @@ impl ChunkingConfig {
         Ok(())
     }
 }
+
+/// The longest default chunk. Models with long inputs (Qwen3 takes 8,192 tokens here)
+/// would otherwise get chunks too coarse to point at a passage and slow to embed on a
+/// CPU (attention grows with the square of the length).
+pub const DEFAULT_CHUNK_TOKENS: usize = 512;
 
 /// The longest chunk any collection may ask for; the model's own limit is checked
 /// where the model is loaded.

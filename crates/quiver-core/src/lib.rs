@@ -14,7 +14,7 @@ pub mod stats;
 
 pub use config::{
     Bm25Config, ChunkStrategy, ChunkingConfig, CollectionConfig, HnswConfig, SyncPolicy,
-    TextAnalyzer, DEFAULT_RESCORE, MAX_CHUNK_TOKENS, MAX_RESCORE,
+    TextAnalyzer, DEFAULT_CHUNK_TOKENS, DEFAULT_RESCORE, MAX_CHUNK_TOKENS, MAX_RESCORE,
 };
 pub use distance::{dot, normalize, Distance};
 pub use document::{validate_vector, DocChunk, Document, Metadata};

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use std::path::Path;
 
-use quiver_core::{ChunkingConfig, CollectionConfig};
+use quiver_core::{ChunkingConfig, CollectionConfig, MAX_CHUNK_TOKENS};
 use quiver_embed::{resolve, ModelRegistry};
 use quiver_engine::Collection;
 
@@ -91,8 +91,8 @@ fn model_dim(req: &CreateCollection, model: ModelWidth) -> Result<usize, ApiErro
 }
 
 /// The chunking `request` asks for: on by default with an embedding model taking
-/// `capacity` text tokens per input (chunks that long, an eighth of them overlapping),
-/// refused without one.
+/// `capacity` text tokens per input (see `ChunkingConfig::for_model`), refused without
+/// one.
 fn chunking(
     request: Option<&ChunkingRequest>,
     capacity: Option<usize>,
@@ -110,7 +110,16 @@ fn chunking(
         }
         return Ok(None);
     };
-    let defaults = ChunkingConfig::for_model(params.max_tokens.unwrap_or(capacity));
+    // A model may take more than any chunk can hold.
+    let capacity = capacity.min(MAX_CHUNK_TOKENS);
+    let defaults = match params.max_tokens {
+        Some(max) => ChunkingConfig {
+            max_tokens: max,
+            overlap_tokens: max / 8,
+            ..ChunkingConfig::for_model(capacity)
+        },
+        None => ChunkingConfig::for_model(capacity),
+    };
     let config = ChunkingConfig {
         max_tokens: defaults.max_tokens,
         overlap_tokens: params.overlap_tokens.unwrap_or(defaults.overlap_tokens),
