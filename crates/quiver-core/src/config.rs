@@ -383,5 +383,11 @@ mod tests {
         }
         assert!(serde_json::from_str::<ChunkingConfig>(r#"{"max_tokens":8,"x":1}"#).is_err());
         assert!(serde_json::from_str::<ChunkingConfig>(r#"{"overlap_tokens":1}"#).is_err());
+        // Defaults: the model's input up to 512 tokens, an eighth overlapping.
+        let small = ChunkingConfig::for_model(254);
+        assert_eq!((small.max_tokens, small.overlap_tokens), (254, 31));
+        let long = ChunkingConfig::for_model(8191);
+        assert_eq!((long.max_tokens, long.overlap_tokens), (512, 64));
+        long.validate(8191).unwrap();
     }
 }
