@@ -19,6 +19,7 @@ mod compaction;
 mod dense_query;
 #[cfg(feature = "fault-injection")]
 mod faults;
+mod fetch;
 mod listing;
 mod query;
 mod seal;

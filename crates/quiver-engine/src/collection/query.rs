@@ -18,6 +18,8 @@
 //! documents deleted since the last text commit and re-checks the filter (text keys
 //! are hashes). The text index is committed first when writes are waiting (see `text`),
 //! so sparse and hybrid queries see every acknowledged write, as dense queries do.
+//! Fusion ranks documents, or chunks with `group_by: chunk` (see `chunk_hits`); the
+//! best `top_k` then become hits (see `fetch`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -27,17 +29,13 @@ use quiver_core::{normalize, validate_vector};
 use quiver_index::{PassageScorer, RowFilter, StageHit};
 
 use super::chunk_hits;
-use super::dense_query::{self, At, DenseArgs, DenseList};
-use super::{segment_hit, visible_hit, Collection, HitDoc, State};
+use super::dense_query::{self, DenseArgs, DenseList};
+use super::{visible_hit, Collection, HitDoc, State};
 use crate::dense::index_err;
 use crate::query::{
-    Explain, GroupBy, Query, QueryHit, QueryMode, QueryResult, QueryTimings, HYBRID_CANDIDATES,
-    MAX_TOP_K,
+    Explain, GroupBy, Query, QueryMode, QueryResult, QueryTimings, HYBRID_CANDIDATES, MAX_TOP_K,
 };
 use crate::{EngineError, Result};
-
-/// Where a dense hit lives and the chunks the search found of it.
-type Located<'a> = (At, &'a [(u32, f32)]);
 
 fn invalid(msg: impl Into<String>) -> EngineError {
     EngineError::InvalidInput(msg.into())
@@ -214,100 +212,10 @@ impl Collection {
         timings.fusion = t.elapsed();
 
         let t = Instant::now();
-        let located: HashMap<&str, Located<'_>> = dense
-            .ranked
-            .iter()
-            .zip(dense.at.iter().zip(&dense.chunks))
-            .map(|((id, _), (at, chunks))| (id.as_str(), (*at, chunks.as_slice())))
-            .collect();
         let ranked: Vec<_> = ranked.into_iter().take(q.top_k).collect();
-        let by_chunk = q.group_by == GroupBy::Chunk;
-        let ranked: Vec<(String, Option<u32>, f32, Explain)> = ranked
-            .into_iter()
-            .map(|(key, score, e)| match by_chunk {
-                true => {
-                    let (id, n) = chunk_hits::split_key(&key);
-                    (id, Some(n), score, e)
-                }
-                false => (key, None, score, e),
-            })
-            .collect();
-        // Memtable documents are read under the lock, once, and only if a hit needs it.
-        let needs_lock = ranked.iter().any(|(id, ..)| {
-            !docs.contains_key(id)
-                && !matches!(located.get(id.as_str()), Some((At::Segment(..), _)))
-        });
-        let st = needs_lock.then(|| self.inner.state.read());
-        let mut hits = Vec::with_capacity(q.top_k);
-        let mut chunks = Vec::with_capacity(q.top_k);
-        for (id, chunk, score, explain) in ranked {
-            let place = located.get(id.as_str());
-            // A document may be a hit once per chunk: keep it for the next.
-            let cached = match by_chunk {
-                true => docs.get(&id).cloned(),
-                false => docs.remove(&id),
-            };
-            let doc = match (cached, place, &st) {
-                (Some(d), ..) => Some(d),
-                (None, Some((At::Segment(seg, row), _)), _) => {
-                    Some(segment_hit(segments[*seg].segment(), *row)?)
-                }
-                (None, _, Some(st)) => visible_hit(st, &id)?,
-                (None, _, None) => None,
-            };
-            if let Some((d, spans)) = doc {
-                let picked: Vec<(u32, f32)> = match (chunk, place) {
-                    (Some(n), _) => vec![(n, score)],
-                    (None, Some((_, found))) => found.to_vec(),
-                    (None, None) => Vec::new(),
-                };
-                chunks.push((spans, picked));
-                hits.push(QueryHit {
-                    id,
-                    score,
-                    text: d.text,
-                    metadata: d.metadata,
-                    explain: q.explain.then_some(explain),
-                    highlights: Vec::new(),
-                    chunks: Vec::new(),
-                });
-            }
-        }
-        drop(st);
-        // Marked after the memtable lock is released: writers need not wait for it.
-        let reads_text = matches!(q.mode, QueryMode::Sparse | QueryMode::Hybrid) && q.highlight;
-        if let (Some(text), true) = (&q.text, reads_text) {
-            let mut highlighter = self.inner.text.highlighter(text);
-            for hit in &mut hits {
-                hit.highlights = highlighter.mark(&hit.text);
-            }
-        }
-        for (hit, (spans, mut picked)) in hits.iter_mut().zip(chunks) {
-            if let (true, Some(text), true, true) =
-                (picked.is_empty(), &q.text, spans.len() > 1, reads_text)
-            {
-                let scorer = match &mut passages {
-                    Some(s) => s,
-                    None => passages.insert(self.passage_scorer(text)?),
-                };
-                picked.extend(chunk_hits::best_passage(scorer, &hit.text, &spans));
-            }
-            if picked.is_empty() && spans.len() > 1 {
-                // Nothing to choose by: the document's opening chunk.
-                picked.push((0, hit.score));
-            }
-            hit.chunks = chunk_hits::hit_chunks(&hit.text, &spans, &picked);
-            if let Some(e) = &mut hit.explain {
-                e.chunk = hit.chunks.first().map(|c| c.chunk);
-            }
-        }
+        let hits = self.fetch(q, ranked, &segments, &dense, docs, passages)?;
         timings.fetch = t.elapsed();
         Ok(QueryResult { hits, timings })
-    }
-
-    /// The passage scorer of the text index for `text`.
-    fn passage_scorer(&self, text: &str) -> Result<PassageScorer> {
-        self.inner.text.passage_scorer(text).map_err(index_err)
     }
 
     /// BM25 hits for `text`, a little deeper than `depth` for the hits that resolve to
