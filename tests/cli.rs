@@ -174,9 +174,26 @@ fn cli_manages_imports_and_queries() {
             "test/qwen3-embed",
             "--dim",
             "32",
+            "--chunk-tokens",
+            "40",
         ],
     ));
     assert_eq!(created["config"]["dim"], 32);
+    assert_eq!(created["config"]["chunking"]["max_tokens"], 40);
+    assert_eq!(created["config"]["chunking"]["overlap_tokens"], 5);
+    let whole = ok_json(&quiver(
+        &url,
+        key,
+        &[
+            "collections",
+            "create",
+            "whole",
+            "--embedding-model",
+            "test/qwen3-embed",
+            "--no-chunking",
+        ],
+    ));
+    assert!(whole["config"].get("chunking").is_none(), "{whole}");
     let papers = tmp.path().join("papers.jsonl");
     std::fs::write(
         &papers,

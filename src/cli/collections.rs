@@ -55,6 +55,29 @@ struct CreateArgs {
     ef_construction: Option<usize>,
     #[arg(long)]
     ef_search: Option<usize>,
+    /// Longest chunk long texts are cut into, in the model's tokens (default: the
+    /// model's input, at most 512).
+    #[arg(long, conflicts_with = "no_chunking")]
+    chunk_tokens: Option<usize>,
+    /// Tokens each chunk repeats from the one before (default: an eighth).
+    #[arg(long, conflicts_with = "no_chunking")]
+    chunk_overlap: Option<usize>,
+    /// Embed every text whole, truncated at the model's input, instead of in chunks.
+    #[arg(long)]
+    no_chunking: bool,
+}
+
+/// An object of the `fields` that were given, or null when none was.
+fn given(fields: &[(&str, Option<usize>)]) -> Value {
+    let set: Map<String, Value> = fields
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), json!(v))))
+        .collect();
+    if set.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(set)
+    }
 }
 
 /// The request body; options left out are left to the server's defaults.
@@ -72,18 +95,24 @@ fn create_body(a: &CreateArgs) -> Value {
     put("task", json!(a.task));
     put("reranker_model", json!(a.reranker_model));
     put("analyzer", json!(a.analyzer));
-    if a.m.is_some() || a.ef_construction.is_some() || a.ef_search.is_some() {
-        let mut h = Map::new();
-        for (k, v) in [
+    put(
+        "hnsw",
+        given(&[
             ("m", a.m),
             ("ef_construction", a.ef_construction),
             ("ef_search", a.ef_search),
-        ] {
-            if let Some(v) = v {
-                h.insert(k.to_string(), json!(v));
-            }
-        }
-        put("hnsw", Value::Object(h));
+        ]),
+    );
+    if a.no_chunking {
+        put("chunking", json!(false));
+    } else {
+        put(
+            "chunking",
+            given(&[
+                ("max_tokens", a.chunk_tokens),
+                ("overlap_tokens", a.chunk_overlap),
+            ]),
+        );
     }
     Value::Object(body)
 }

@@ -136,6 +136,10 @@ fn cut(
     let Some(chunking) = chunking else {
         return Ok(whole);
     };
+    // Every token covers at least one byte: a text this short fits without tokenizing.
+    if text.len() <= chunking.max_tokens {
+        return Ok(whole);
+    }
     let spans = model.token_spans(text).map_err(model_error)?;
     if spans.len() <= chunking.max_tokens {
         return Ok(whole);

@@ -357,7 +357,9 @@ fn measure_embedding(
 ) -> Result<EmbedRun> {
     let n = opts.sizes.embed_docs;
     let name = format!("bench_ingest_embedding_{}", std::process::id());
-    let body = json!({"embedding_model": opts.model});
+    // Texts embedded whole (truncated at the model's input), as the peers embed them:
+    // chunking would embed more of each long text than they do.
+    let body = json!({"embedding_model": opts.model, "chunking": false});
     http.call("PUT", &format!("/collections/{name}"), Some(&body))?;
     eprintln!("ingest: policy {policy}, embedding: posting {n} documents");
     let docs = documents(data, n);
