@@ -238,6 +238,36 @@ def test_snapshots_create_download_restore(console, api, server, cranes, http_er
     assert api(server, "DELETE", "/collections/cranes-copy")[0] == 200
 
 
+def test_long_documents_show_their_chunks(console, api, server):
+    """A text embedded in chunks: the document page lists them, a search hit shows the
+    chunk that matched with the whole text folded below it."""
+    long = ("Glaciers move slowly down the valley and carve deep lakes. Meltwater feeds the "
+            "rivers below in summer. Ice cores drilled from the glacier record old climates. "
+            "Crevasses open where the ice bends over steps in the rock bed.")
+    status, _ = api(server, "PUT", "/collections/glaciers",
+                    {"embedding_model": "test/bert", "chunking": {"max_tokens": 12}})
+    assert status == 201
+    status, _ = api(server, "POST", "/collections/glaciers/documents",
+                    {"documents": [{"id": "ice", "text": long}, {"id": "sea", "text": "waves"}]})
+    assert status == 200
+    c = console
+    c.open("/collections/glaciers/documents/ice")
+    summary = c.text_in("#document-chunks summary", "Embedded in")
+    summary.click()
+    chunks = c.all("#document-chunks li")
+    assert len(chunks) >= 3
+    assert "characters 0–" in chunks[0].text
+    c.open("/collections/glaciers/search")
+    c.fill("#q-text", "ice cores record old climates")
+    c.set_value("#mode-a", "sparse")
+    run_search(c)
+    first = c.all("#results-a .hit")[0]
+    assert "chunk " in first.find_element(By.CSS_SELECTOR, ".passage").text
+    marks = {m.text.lower() for m in first.find_elements(By.CSS_SELECTOR, ".hit-text > .hl mark")}
+    assert {"cores", "climates"} <= marks, marks
+    assert first.find_element(By.CSS_SELECTOR, "details.whole-text")
+
+
 def test_models_page(console):
     c = console
     c.open("/models")

@@ -242,6 +242,16 @@ function uploadForm(info, uploaded) {
   return form;
 }
 
+/** The chunks a long text was embedded in, folded away; nothing for a text stored whole. */
+function chunkList(chunks) {
+  if (!Array.isArray(chunks) || !chunks.length) return null;
+  return h('details', { class: 'chunks', id: 'document-chunks' },
+    h('summary', { text: `Embedded in ${fmtNum(chunks.length)} chunks` }),
+    h('ol', { start: 0 }, ...chunks.map((c) => h('li', {},
+      h('span', { class: 'muted mono', text: `characters ${c.start}–${c.end} ` }),
+      h('span', { class: 'doc-text', text: c.text })))));
+}
+
 export async function documentPage(page, name, id) {
   document.title = `${id} · ${name} · Quiver`;
   const info = await collectionHeader(page, name, 'documents');
@@ -251,7 +261,7 @@ export async function documentPage(page, name, id) {
   page.append(back, error);
   let doc;
   try {
-    doc = await api('GET', `/collections/${enc(name)}/documents/${enc(id)}`);
+    doc = await api('GET', `/collections/${enc(name)}/documents/${enc(id)}?chunks=true`);
   } catch (e) {
     showError(error, e);
     return;
@@ -271,6 +281,7 @@ export async function documentPage(page, name, id) {
     h('h2', { class: 'mono', text: doc.id }),
     h('h3', { text: 'Text' }),
     h('div', { class: 'doc-text', id: 'document-text', text: doc.text || '(empty)' }),
+    chunkList(doc.chunks),
     h('h3', { text: 'Metadata' }),
     h('div', { id: 'document-metadata' }, Object.keys(doc.metadata || {}).length
       ? jsonTree(doc.metadata) : h('span', { class: 'muted', text: 'none' })),
