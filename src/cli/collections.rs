@@ -19,7 +19,7 @@ enum Action {
     /// List collections.
     List,
     /// Create a collection.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Describe a collection.
     Get { name: String },
     /// Delete a collection and all its documents.
