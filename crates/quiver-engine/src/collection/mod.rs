@@ -233,15 +233,27 @@ fn segment_document(segment: &Segment, row: usize) -> Result<Document> {
 
 /// The visible version of `id` in `st` (active memtable, frozen one, then segments).
 fn visible_doc(st: &State, id: &str) -> Result<Option<Document>> {
-    if let Some(e) = st.active.get(id) {
-        return e.doc.as_ref().map(|d| mem_document(id, d)).transpose();
+    find_visible(st, id, |d| mem_document(id, d), segment_document)
+}
+
+/// Finds the visible version of `id` (active memtable, frozen one, then segments) and
+/// reads it with `mem` or `seg`; `None` when it is absent or deleted.
+fn find_visible<T>(
+    st: &State,
+    id: &str,
+    mem: impl FnOnce(&MemDoc) -> Result<T>,
+    seg: impl FnOnce(&Segment, usize) -> Result<T>,
+) -> Result<Option<T>> {
+    let in_memtable = st
+        .active
+        .get(id)
+        .or_else(|| st.frozen.as_ref().and_then(|f| f.get(id)));
+    if let Some(e) = in_memtable {
+        return e.doc.as_ref().map(mem).transpose();
     }
-    if let Some(e) = st.frozen.as_ref().and_then(|f| f.get(id)) {
-        return e.doc.as_ref().map(|d| mem_document(id, d)).transpose();
-    }
-    for seg in st.segments.iter() {
-        if let Some(row) = seg.find_live(id) {
-            return segment_document(seg.segment(), row).map(Some);
+    for s in st.segments.iter() {
+        if let Some(row) = s.find_live(id) {
+            return seg(s.segment(), row).map(Some);
         }
     }
     Ok(None)
@@ -258,18 +270,7 @@ fn visible_hit(st: &State, id: &str) -> Result<Option<HitDoc>> {
         let doc = to_document(id, &d.text, &d.metadata_json, &d.vector, Vec::new())?;
         Ok((doc, spans))
     };
-    if let Some(e) = st.active.get(id) {
-        return e.doc.as_ref().map(mem).transpose();
-    }
-    if let Some(e) = st.frozen.as_ref().and_then(|f| f.get(id)) {
-        return e.doc.as_ref().map(mem).transpose();
-    }
-    for seg in st.segments.iter() {
-        if let Some(row) = seg.find_live(id) {
-            return segment_hit(seg.segment(), row).map(Some);
-        }
-    }
-    Ok(None)
+    find_visible(st, id, mem, segment_hit)
 }
 
 /// Row `row` of a segment as a query answers it (see [`HitDoc`]).

@@ -103,7 +103,8 @@ pub async fn upsert(
     let models = state.models.clone();
     let lsn = state
         .with_collection(&name, move |c| {
-            if c.config().embedding_model.is_none() {
+            let config = c.config();
+            if config.embedding_model.is_none() {
                 if let Some(i) = docs.iter().position(|d| d.vector.is_none()) {
                     return Err(at(
                         i,
@@ -114,7 +115,7 @@ pub async fn upsert(
                 }
             }
             // Embedding first, then one upsert: the WAL record carries the vectors.
-            let docs = embed_documents(&models, &c.config(), docs)?;
+            let docs = embed_documents(&models, &config, docs)?;
             Ok(c.upsert(docs)?)
         })
         .await?;
