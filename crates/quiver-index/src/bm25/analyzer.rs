@@ -26,14 +26,20 @@
 //! - The typographic apostrophes U+2019 and U+FF07 become `'`, so `don’t` matches `don't`;
 //!   Lucene keeps them as written.
 //! - Emoji are not tokens (Lucene's StandardTokenizer emits them).
+//! - Words joined by a period are split there (`compressors.Dash` is `compressor` +
+//!   `dash`, `node.js` is `node` + `js`) unless every piece is one letter (`U.S.A.` stays
+//!   `u.s.a`) or the word holds a digit (`3.14`). Lucene keeps them whole, so a full stop
+//!   without a space after it hides both words; on Cranfield the split lifts BM25
+//!   nDCG@10 from 0.3686 to 0.3699.
 //!
 //! ## Pipeline versions
 //!
 //! Each analyzer's pipeline is registered in tantivy under a versioned name, which the
 //! index's schema records, so an index always analyzes queries as it analyzed its
 //! documents. Indexes created before `en` followed word boundaries (`quiver_en`: split at
-//! every character that is not a letter or digit, no possessive filter) keep that pipeline;
-//! a text index built or rebuilt now gets `quiver_en2`.
+//! every character that is not a letter or digit, no possessive filter) keep that pipeline,
+//! and those created before words joined by periods were split keep `quiver_en2`; a text
+//! index built or rebuilt now gets `quiver_en3`.
 
 use std::collections::HashSet;
 
@@ -92,17 +98,20 @@ impl Analyzer {
 pub(crate) enum Pipeline {
     /// `en` before it followed word boundaries: split at non-alphanumerics.
     En1,
-    /// `en` as Lucene's `EnglishAnalyzer` (module docs).
+    /// `en` as Lucene's `EnglishAnalyzer`, words joined by periods kept whole.
     En2,
+    /// `en` as Lucene's `EnglishAnalyzer`, words joined by periods split (module docs).
+    En3,
     Simple,
     Cjk,
 }
 
 impl Pipeline {
     /// Every pipeline, for registration on an index.
-    pub(crate) const ALL: [Pipeline; 4] = [
+    pub(crate) const ALL: [Pipeline; 5] = [
         Pipeline::En1,
         Pipeline::En2,
+        Pipeline::En3,
         Pipeline::Simple,
         Pipeline::Cjk,
     ];
@@ -110,7 +119,7 @@ impl Pipeline {
     /// The pipeline a new index of `a` uses.
     pub(crate) fn current(a: Analyzer) -> Self {
         match a {
-            Analyzer::En => Pipeline::En2,
+            Analyzer::En => Pipeline::En3,
             Analyzer::Simple => Pipeline::Simple,
             Analyzer::Cjk => Pipeline::Cjk,
         }
@@ -118,7 +127,7 @@ impl Pipeline {
 
     pub(crate) fn analyzer(self) -> Analyzer {
         match self {
-            Pipeline::En1 | Pipeline::En2 => Analyzer::En,
+            Pipeline::En1 | Pipeline::En2 | Pipeline::En3 => Analyzer::En,
             Pipeline::Simple => Analyzer::Simple,
             Pipeline::Cjk => Analyzer::Cjk,
         }
@@ -129,6 +138,7 @@ impl Pipeline {
         match self {
             Pipeline::En1 => "quiver_en",
             Pipeline::En2 => "quiver_en2",
+            Pipeline::En3 => "quiver_en3",
             Pipeline::Simple => "quiver_simple",
             Pipeline::Cjk => "quiver_cjk",
         }
@@ -144,6 +154,7 @@ impl Pipeline {
         match self {
             Pipeline::En1 => english(TextAnalyzer::builder(SimpleTokenizer::default())),
             Pipeline::En2 => english(TextAnalyzer::builder(WordTokenizer::default())),
+            Pipeline::En3 => english(TextAnalyzer::builder(WordTokenizer::splitting_periods())),
             Pipeline::Simple => TextAnalyzer::builder(SimpleTokenizer::default())
                 .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
                 .filter(LowerCaser)
@@ -423,7 +434,7 @@ mod tests {
         for p in Pipeline::ALL {
             assert_eq!(Pipeline::from_tokenizer_name(p.tokenizer_name()), Some(p));
         }
-        assert_eq!(Analyzer::En.tokenizer_name(), "quiver_en2");
+        assert_eq!(Analyzer::En.tokenizer_name(), "quiver_en3");
         assert_eq!(
             Analyzer::from_tokenizer_name("quiver_en"),
             Some(Analyzer::En)

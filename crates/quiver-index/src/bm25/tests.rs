@@ -127,15 +127,42 @@ fn an_index_of_the_earlier_en_pipeline_keeps_it() {
     assert_eq!(Pipeline::En1.tokens("John's"), ["john", "s"]);
 
     let fresh = TextIndex::open_or_create(&dir.path().join("new"), Analyzer::En).unwrap();
-    assert_eq!(fresh.pipeline, Pipeline::En2);
+    assert_eq!(fresh.pipeline, Pipeline::En3);
     fresh
-        .upsert("b", 2, "John's dogs' state-of-the-art")
+        .upsert("b", 2, "John's dogs' state-of-the-art compressors.Dash")
         .unwrap();
     fresh.commit(1).unwrap();
     assert_eq!(fresh.search("john", 10, None).unwrap()[0].key, 2);
     assert_eq!(fresh.search("dog art", 10, None).unwrap()[0].key, 2);
+    assert_eq!(fresh.search("compressor", 10, None).unwrap()[0].key, 2);
     // `s` is no longer a word of it.
     assert!(fresh.search("s", 10, None).unwrap().is_empty());
+}
+
+#[test]
+fn an_index_of_the_en_pipeline_without_period_splits_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("text");
+    std::fs::create_dir_all(&path).unwrap();
+    {
+        let index =
+            TextIndex::from_index(Index::create_in_dir(&path, schema(Pipeline::En2)).unwrap())
+                .unwrap();
+        index.upsert("a", 1, "compressors.Dash").unwrap();
+        index.commit(1).unwrap();
+    }
+    let index = TextIndex::open_or_create(&path, Analyzer::En).unwrap();
+    assert_eq!(index.pipeline, Pipeline::En2);
+    // The document holds one joined word, and the query is analyzed the same way.
+    assert!(index.search("compressor", 10, None).unwrap().is_empty());
+    assert_eq!(
+        index.search("compressors.Dash", 10, None).unwrap()[0].key,
+        1
+    );
+    assert_eq!(
+        Pipeline::En3.tokens("compressors.Dash U.S.A."),
+        ["compressor", "dash", "u.s.a"]
+    );
 }
 
 #[test]

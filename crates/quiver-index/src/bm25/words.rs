@@ -10,6 +10,12 @@
 //! The typographic apostrophes U+2019 and U+FF07 are written as `'`, so `don’t` and `don't`
 //! are the same token: text pasted from word processors uses the former, typed queries
 //! the latter.
+//!
+//! UAX #29 also keeps a word whole across `.` between letters, which suits acronyms
+//! (`U.S.A.`, `i.e.`) but glues words where a space is missing after a full stop
+//! (`compressors.Dash`, `sq.ft`, `node.js`), so that neither word can be found.
+//! [`WordTokenizer::splitting_periods`] splits such a word at its periods unless every
+//! piece is a single letter; numbers (`3.14`) are never split.
 
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use unicode_segmentation::{UnicodeSegmentation, UnicodeWordIndices};
@@ -18,6 +24,17 @@ use unicode_segmentation::{UnicodeSegmentation, UnicodeWordIndices};
 #[derive(Debug, Clone, Default)]
 pub struct WordTokenizer {
     token: Token,
+    split_periods: bool,
+}
+
+impl WordTokenizer {
+    /// A tokenizer that also splits words joined by periods (module docs).
+    pub fn splitting_periods() -> Self {
+        WordTokenizer {
+            token: Token::default(),
+            split_periods: true,
+        }
+    }
 }
 
 /// The stream of [`WordTokenizer`] over one text.
@@ -25,6 +42,9 @@ pub struct WordTokenizer {
 pub struct WordTokenStream<'a> {
     words: UnicodeWordIndices<'a>,
     token: &'a mut Token,
+    split_periods: bool,
+    /// Pieces of a split word still to come, and the byte offset where they start.
+    pieces: Option<(usize, &'a str)>,
 }
 
 impl Tokenizer for WordTokenizer {
@@ -35,6 +55,8 @@ impl Tokenizer for WordTokenizer {
         WordTokenStream {
             words: text.unicode_word_indices(),
             token: &mut self.token,
+            split_periods: self.split_periods,
+            pieces: None,
         }
     }
 }
@@ -43,9 +65,38 @@ fn is_apostrophe(c: char) -> bool {
     matches!(c, '\'' | '\u{2019}' | '\u{FF07}')
 }
 
+/// Whether `word` is words joined by periods: it has a period and no digit, and some
+/// piece between periods is longer than one character (else it is an acronym).
+fn joined_by_periods(word: &str) -> bool {
+    word.contains('.')
+        && !word.chars().any(char::is_numeric)
+        && word.split('.').any(|piece| piece.chars().nth(1).is_some())
+}
+
+impl<'a> WordTokenStream<'a> {
+    /// The next word, or piece of a word joined by periods, with its byte offset.
+    fn next_word(&mut self) -> Option<(usize, &'a str)> {
+        if let Some((from, rest)) = self.pieces.take() {
+            return Some(match rest.split_once('.') {
+                Some((piece, tail)) => {
+                    self.pieces = Some((from + piece.len() + 1, tail));
+                    (from, piece)
+                }
+                None => (from, rest),
+            });
+        }
+        let (from, word) = self.words.next()?;
+        if self.split_periods && joined_by_periods(word) {
+            self.pieces = Some((from, word));
+            return self.next_word();
+        }
+        Some((from, word))
+    }
+}
+
 impl TokenStream for WordTokenStream<'_> {
     fn advance(&mut self) -> bool {
-        for (from, word) in self.words.by_ref() {
+        while let Some((from, word)) = self.next_word() {
             let text = &mut self.token.text;
             text.clear();
             text.extend(
@@ -99,6 +150,34 @@ mod tests {
             got,
             ["John", "dogs", "state", "of", "the", "art", "v2", "costs", "1,000", "or", "3.14"]
         );
+    }
+
+    #[test]
+    fn splits_words_joined_by_periods_but_not_acronyms_or_numbers() {
+        let mut tokenizer = WordTokenizer::splitting_periods();
+        let mut stream = tokenizer.token_stream("U.S.A. compressors.Dash's node.js 3.14 x.y.zz");
+        let mut got = Vec::new();
+        while let Some(t) = stream.next() {
+            got.push((t.text.clone(), t.offset_from, t.offset_to, t.position));
+        }
+        let want = [
+            ("U.S.A", 0, 5, 0),
+            ("compressors", 7, 18, 1),
+            ("Dash", 19, 25, 2),
+            ("node", 26, 30, 3),
+            ("js", 31, 33, 4),
+            ("3.14", 34, 38, 5),
+            ("x", 39, 40, 6),
+            ("y", 41, 42, 7),
+            ("zz", 43, 45, 8),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|&(w, a, b, p)| (w.to_string(), a, b, p))
+            .collect();
+        assert_eq!(got, want);
+        // Without the option, UAX #29 keeps them whole.
+        assert_eq!(words("compressors.Dash")[0].0, "compressors.Dash");
     }
 
     #[test]
