@@ -25,6 +25,8 @@ pub(crate) const TILE_PANELS: usize = 4;
 pub(crate) const TILE_ROWS: usize = 6;
 /// Inputs per pass of the f32 kernel: a tile group's weights for them take 32 KiB.
 const F32_INPUT_BLOCK: usize = 128;
+/// Floats in a 64-byte cache line.
+const LINE_FLOATS: usize = 16;
 
 /// Where a tile adds its results: `out` of a product, `stride` (= outputs) per row.
 #[derive(Clone, Copy)]
@@ -60,6 +62,9 @@ pub(crate) struct Tile {
     pub(crate) p0: usize,
     pub(crate) panels: usize,
     pub(crate) inputs: std::ops::Range<usize>,
+    /// This tile is number `.0` of the `.1` row tiles that read this input block's
+    /// weights: a kernel that prefetches the next block takes that share of it.
+    pub(crate) share: (usize, usize),
 }
 
 /// A weight packed in panels, with the kernel for one tile.
@@ -124,8 +129,9 @@ pub(crate) fn accumulate<W: PanelWeight>(
         for g in g0..g0 + ngroups {
             let p0 = g * TILE_PANELS;
             let tile_panels = TILE_PANELS.min(panels - p0);
+            let row_tiles = nrows.div_ceil(TILE_ROWS);
             for k0 in (0..k).step_by(kb) {
-                for r in (r0..r0 + nrows).step_by(TILE_ROWS) {
+                for (t, r) in (r0..r0 + nrows).step_by(TILE_ROWS).enumerate() {
                     let tile_rows = TILE_ROWS.min(r0 + nrows - r);
                     let tile = Tile {
                         r0: r,
@@ -133,6 +139,7 @@ pub(crate) fn accumulate<W: PanelWeight>(
                         p0,
                         panels: tile_panels,
                         inputs: k0..(k0 + kb).min(k),
+                        share: (t, row_tiles),
                     };
                     // SAFETY: blocks cover disjoint rows × column groups, and tiles
                     // within a block run one after another.
@@ -241,6 +248,7 @@ impl PanelWeight for F32Weight {
             p0,
             panels,
             inputs,
+            share: (t, tiles),
         } = tile;
         let k = self.inputs;
         assert!(rows <= TILE_ROWS && panels <= TILE_PANELS && inputs.end <= k);
@@ -248,12 +256,21 @@ impl PanelWeight for F32Weight {
         let kn = inputs.len();
         let a = &x.data[r0 * k + inputs.start * TILE_ROWS..][..kn * TILE_ROWS];
         let width = panels * PANEL;
-        let b = &self.packed[p0 * PANEL * k + inputs.start * width..][..kn * width];
+        let start = p0 * PANEL * k + inputs.start * width;
+        let b = &self.packed[start..][..kn * width];
+        // The weights a thread reads next follow these in memory (the next input block
+        // of this column group, or the next group's first): while the row tiles compute
+        // on this block, each fetches its share of the next into L2, so the product does
+        // not stall on memory at every block's first tile.
+        let next = &self.packed[(start + kn * width).min(self.packed.len())..];
+        let lines = next.len().min(kn * width).div_ceil(LINE_FLOATS);
+        let mine = lines * t / tiles..lines * (t + 1) / tiles;
+        let prefetch = &next[(mine.start * LINE_FLOATS).min(next.len())..];
         let mut sums = [0f32; TILE_ROWS * TILE_PANELS * PANEL];
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `pack` checked for AVX-512 F; `a` and `b` hold what the tile reads.
         unsafe {
-            avx512_f32::tile(a, kn, rows, b, panels, &mut sums)
+            avx512_f32::tile(a, kn, rows, b, panels, (prefetch, mine.len()), &mut sums)
         };
         let c0 = p0 * PANEL;
         let cols = (panels * PANEL).min(self.outputs - c0);
@@ -270,22 +287,30 @@ impl PanelWeight for F32Weight {
 mod avx512_f32 {
     use std::arch::x86_64::*;
 
-    use super::{PANEL, TILE_PANELS, TILE_ROWS};
+    use super::{LINE_FLOATS, PANEL, TILE_PANELS, TILE_ROWS};
 
-    /// Sums of a tile of `R` rows × `P` panels held in `R × P` registers.
+    /// Sums of a tile of `R` rows × `P` panels held in `R × P` registers, prefetching
+    /// `lines` cache lines from `prefetch` into L2 along the way.
     ///
     /// # Safety
     /// The CPU has AVX-512 F; `a` holds `k × TILE_ROWS` interleaved floats, `b` holds
-    /// `k × P × 16` interleaved floats.
+    /// `k × P × 16` interleaved floats, `prefetch` holds `lines` cache lines.
     #[target_feature(enable = "avx512f")]
     unsafe fn tile_rp<const R: usize, const P: usize>(
         a: *const f32,
         k: usize,
         b: *const f32,
+        (prefetch, lines): (*const f32, usize),
         sums: *mut f32,
     ) {
         let mut acc = [[_mm512_setzero_ps(); P]; R];
+        let per_step = lines.div_ceil(k.max(1));
         for i in 0..k {
+            for line in i * per_step..((i + 1) * per_step).min(lines) {
+                // SAFETY: line `line` lies inside `prefetch` (caller's promise).
+                let at = unsafe { prefetch.add(line * LINE_FLOATS) };
+                _mm_prefetch::<_MM_HINT_T1>(at.cast());
+            }
             let mut w = [_mm512_setzero_ps(); P];
             for (p, w) in w.iter_mut().enumerate() {
                 // SAFETY: input i of panel p lies inside `b` (caller's promise).
@@ -317,17 +342,20 @@ mod avx512_f32 {
         rows: usize,
         b: &[f32],
         panels: usize,
+        (prefetch, lines): (&[f32], usize),
         sums: &mut [f32; TILE_ROWS * TILE_PANELS * PANEL],
     ) {
+        assert!(lines * LINE_FLOATS <= prefetch.len().next_multiple_of(LINE_FLOATS));
         let (a, b, s) = (a.as_ptr(), b.as_ptr(), sums.as_mut_ptr());
+        let pf = (prefetch.as_ptr(), lines);
         macro_rules! shapes {
             ($($r:literal),*) => {
                 match (rows, panels) {
                     $(
-                        ($r, 4) => unsafe { tile_rp::<$r, 4>(a, k, b, s) },
-                        ($r, 3) => unsafe { tile_rp::<$r, 3>(a, k, b, s) },
-                        ($r, 2) => unsafe { tile_rp::<$r, 2>(a, k, b, s) },
-                        ($r, 1) => unsafe { tile_rp::<$r, 1>(a, k, b, s) },
+                        ($r, 4) => unsafe { tile_rp::<$r, 4>(a, k, b, pf, s) },
+                        ($r, 3) => unsafe { tile_rp::<$r, 3>(a, k, b, pf, s) },
+                        ($r, 2) => unsafe { tile_rp::<$r, 2>(a, k, b, pf, s) },
+                        ($r, 1) => unsafe { tile_rp::<$r, 1>(a, k, b, pf, s) },
                     )*
                     _ => unreachable!("tile of {rows} rows and {panels} panels"),
                 }
