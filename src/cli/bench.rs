@@ -133,6 +133,9 @@ enum Bench {
         /// Minimum measuring time per cell.
         #[arg(long, default_value_t = 2.0)]
         min_seconds: f64,
+        /// Rounds over the grid, alternating with the peer; each side's fastest counts.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Our model weight precision: none (float32) or int8; the peer runs float32.
         #[arg(long, default_value = "none", value_parser = ["none", "int8"])]
         quantize: String,
@@ -382,9 +385,11 @@ pub fn run(args: Args) -> Result<()> {
             batches,
             lengths,
             min_seconds,
+            rounds,
             quantize,
         } => {
             let mut o = EmbedOptions::new(model);
+            o.rounds = rounds;
             o.precision = precision(&quantize);
             o.reranker = reranker;
             o.data_dir = common.data_dir.clone();
