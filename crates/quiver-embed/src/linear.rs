@@ -87,18 +87,26 @@ impl Linear {
     ) {
         assert_eq!(x.len(), rows * self.inputs, "input shape");
         let n = self.outputs;
-        // Resizing keeps the buffer's pages when it is reused, and plain per-row loops
-        // vectorize (an iterator chain over rows does not).
+        // The starting values are written straight into the cleared buffer (which keeps
+        // its pages when reused): zeroing it first cost a pass as long as the bias's.
         out.clear();
-        out.resize(rows * n, 0.0);
-        if let Some(res) = residual {
-            assert_eq!(res.len(), rows * n, "residual shape");
-            out.copy_from_slice(res);
-        }
-        if let Some(bias) = &self.bias {
-            for row in out.chunks_exact_mut(n) {
-                row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+        match (residual, &self.bias) {
+            (Some(res), bias) => {
+                assert_eq!(res.len(), rows * n, "residual shape");
+                out.extend_from_slice(res);
+                if let Some(bias) = bias {
+                    // Plain per-row loops vectorize (an iterator chain over rows does not).
+                    for row in out.chunks_exact_mut(n) {
+                        row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+                    }
+                }
             }
+            (None, Some(bias)) => {
+                for _ in 0..rows {
+                    out.extend_from_slice(bias);
+                }
+            }
+            (None, None) => out.resize(rows * n, 0.0),
         }
         match &self.weight {
             Weight::F32 {
@@ -224,14 +232,21 @@ mod tests {
         let b = values(outputs, 2);
         let x = values(rows * inputs, 3);
         let res = values(rows * outputs, 4);
+        // One buffer for every call, so each must start from its own values, not stale ones.
+        let mut out = vec![7.0; 3];
         for gemm in [true, false] {
             GEMM_ONLY.set(gemm);
-            let layer = Linear::new(&w, outputs, inputs, Some(b.clone()), false);
-            let mut out = Vec::new();
-            layer.apply(&x, rows, Some(&res), &mut out, 2);
-            let want = reference(&w, Some(&b), &x, outputs);
-            for ((o, w), r) in out.iter().zip(&want).zip(&res) {
-                assert!((o - (w + r)).abs() < 1e-5, "gemm {gemm}: {o} vs {}", w + r);
+            for (bias, residual) in [(true, true), (true, false), (false, true), (false, false)] {
+                let bias = bias.then(|| b.clone());
+                let residual = residual.then_some(res.as_slice());
+                let layer = Linear::new(&w, outputs, inputs, bias.clone(), false);
+                layer.apply(&x, rows, residual, &mut out, 2);
+                let want = reference(&w, bias.as_deref(), &x, outputs);
+                assert_eq!(out.len(), want.len());
+                for (i, (o, w)) in out.iter().zip(&want).enumerate() {
+                    let w = w + residual.map_or(0.0, |r| r[i]);
+                    assert!((o - w).abs() < 1e-5, "gemm {gemm}: {o} vs {w}");
+                }
             }
         }
     }
