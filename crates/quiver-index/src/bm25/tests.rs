@@ -105,22 +105,25 @@ fn default_scores_equal_tantivys_bm25_to_the_bit() {
     }
 }
 
-#[test]
-fn an_index_of_the_earlier_en_pipeline_keeps_it() {
+/// An index built with `pipeline` holding `text` as key 1, reopened as an `en` index.
+fn reopened_en_index(pipeline: Pipeline, text: &str) -> (tempfile::TempDir, TextIndex) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("text");
     std::fs::create_dir_all(&path).unwrap();
     {
         let index =
-            TextIndex::from_index(Index::create_in_dir(&path, schema(Pipeline::En1)).unwrap())
-                .unwrap();
-        index
-            .upsert("a", 1, "John's state-of-the-art wing")
-            .unwrap();
+            TextIndex::from_index(Index::create_in_dir(&path, schema(pipeline)).unwrap()).unwrap();
+        index.upsert("a", 1, text).unwrap();
         index.commit(1).unwrap();
     }
     let index = TextIndex::open_or_create(&path, Analyzer::En).unwrap();
-    assert_eq!(index.pipeline, Pipeline::En1);
+    assert_eq!(index.pipeline, pipeline);
+    (dir, index)
+}
+
+#[test]
+fn an_index_of_the_earlier_en_pipeline_keeps_it() {
+    let (dir, index) = reopened_en_index(Pipeline::En1, "John's state-of-the-art wing");
     assert_eq!(index.analyzer(), Analyzer::En);
     // Its documents hold `john` and `s`; the query is split the same way.
     assert_eq!(index.search("John's", 10, None).unwrap()[0].key, 1);
@@ -141,18 +144,7 @@ fn an_index_of_the_earlier_en_pipeline_keeps_it() {
 
 #[test]
 fn an_index_of_the_en_pipeline_without_period_splits_keeps_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("text");
-    std::fs::create_dir_all(&path).unwrap();
-    {
-        let index =
-            TextIndex::from_index(Index::create_in_dir(&path, schema(Pipeline::En2)).unwrap())
-                .unwrap();
-        index.upsert("a", 1, "compressors.Dash").unwrap();
-        index.commit(1).unwrap();
-    }
-    let index = TextIndex::open_or_create(&path, Analyzer::En).unwrap();
-    assert_eq!(index.pipeline, Pipeline::En2);
+    let (_dir, index) = reopened_en_index(Pipeline::En2, "compressors.Dash");
     // The document holds one joined word, and the query is analyzed the same way.
     assert!(index.search("compressor", 10, None).unwrap().is_empty());
     assert_eq!(
