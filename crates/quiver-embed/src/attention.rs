@@ -17,6 +17,10 @@ use crate::kernels::{matmul, softmax, Out, Rhs, View};
 
 /// Score elements (f32) one job may hold: 1 Mi = 4 MiB.
 const SCORE_ELEMENTS: usize = 1 << 20;
+/// Queries per causal job: a block computes scores for the keys up to its last query,
+/// so short blocks skip most of the masked half (a whole 512-token sequence as one
+/// block would compute all 512 × 512 scores and zero half of them).
+const CAUSAL_QUERIES: usize = 64;
 
 /// Head layout of a fused projection.
 #[derive(Clone, Copy, Debug)]
@@ -74,7 +78,10 @@ pub(crate) fn attend(
             Mask::CausalLast => (len - 1, 1),
             Mask::Full | Mask::Causal => (0, len),
         };
-        let block = (SCORE_ELEMENTS / len.max(1)).clamp(1, queries.max(1));
+        let mut block = (SCORE_ELEMENTS / len.max(1)).clamp(1, queries.max(1));
+        if mask == Mask::Causal {
+            block = block.min(CAUSAL_QUERIES);
+        }
         for head in 0..heads.heads {
             for q0 in (0..queries).step_by(block) {
                 jobs.push(Job {
@@ -225,8 +232,9 @@ mod tests {
             kv_heads: 2,
             dim: 3,
         };
-        let spans = [(0, 5), (5, 1), (6, 7)];
-        let tokens = 13;
+        // The last sequence is long enough for several causal query blocks.
+        let spans = [(0, 5), (5, 1), (6, 7), (13, 2 * CAUSAL_QUERIES + 9)];
+        let tokens = 13 + 2 * CAUSAL_QUERIES + 9;
         let qkv = values(tokens * h.qkv_width(), 9);
         let part = |t: usize, col: usize| qkv[t * h.qkv_width() + col..][..h.dim].to_vec();
         for mask in [Mask::Full, Mask::Causal, Mask::CausalLast] {

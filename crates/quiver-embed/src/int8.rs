@@ -88,6 +88,10 @@ impl PanelWeight for Int8Weight {
         QuantRows::new(x, rows, self.inputs, self.groups)
     }
 
+    fn group_bytes_per_input(&self) -> usize {
+        TILE_PANELS * PANEL
+    }
+
     unsafe fn tile(&self, quant: &QuantRows, tile: Tile, out: OutPtr) {
         // One input block: the integer sums are exact however long `k` is.
         let Tile {
