@@ -292,18 +292,19 @@ impl F32Weight {
             return None;
         }
         let panels = outputs.div_ceil(PANEL);
-        let mut packed = Lines::zeros(panels * inputs * PANEL);
+        let mut lines = Lines::zeros(panels * inputs * PANEL);
+        let packed = lines.floats_mut();
         for (o, row) in rows.chunks_exact(inputs).enumerate() {
             let (panel, lane) = (o / PANEL, o % PANEL);
             let group = panel / TILE_PANELS;
             let width = TILE_PANELS.min(panels - group * TILE_PANELS) * PANEL;
             let base = group * TILE_PANELS * PANEL * inputs + (panel % TILE_PANELS) * PANEL + lane;
             for (i, &w) in row.iter().enumerate() {
-                packed.floats_mut()[base + i * width] = w;
+                packed[base + i * width] = w;
             }
         }
         Some(F32Weight {
-            packed,
+            packed: lines,
             inputs,
             outputs,
         })
@@ -425,15 +426,14 @@ mod avx512_f32 {
 
     use super::{LINE_FLOATS, PANEL};
 
-    /// Inputs per turn of the kernel's loop.
-    const UNROLL: usize = 4;
-
-    /// Sums of a tile of `R` rows × `P` panels held in `R × P` registers, prefetching
-    /// `lines` cache lines from `prefetch` into L2 along the way.
+    /// Adds a tile of `R` rows × `P` panels, its sums held in `R × P` registers, to
+    /// `out`, prefetching `lines` cache lines from `prefetch` into L2 along the way.
     ///
     /// # Safety
-    /// The CPU has AVX-512 F; `a` holds `k × TILE_ROWS` interleaved floats, `b` holds
-    /// `k × P × 16` interleaved floats, `prefetch` holds `lines` cache lines.
+    /// The CPU has AVX-512 F; `a` holds `R` rows of `k` floats, `lda` apart; `b` holds
+    /// `k × P × 16` interleaved floats; `prefetch` holds `lines` cache lines; `out` holds
+    /// `R` rows of `cols` floats (`cols` within the last of the `P` panels), `stride`
+    /// apart, that no other thread touches meanwhile.
     #[target_feature(enable = "avx512f")]
     unsafe fn tile_rp<const R: usize, const P: usize>(
         (a, lda): (*const f32, usize),
@@ -455,34 +455,19 @@ mod avx512_f32 {
                 _mm_prefetch::<_MM_HINT_T1>(at.cast());
                 line += 1;
             }
-            let end = (i0 + chunk).min(k);
-            // A macro, not a closure: a closure would not inherit the AVX-512 target.
-            macro_rules! step {
-                ($i:expr) => {{
-                    let i = $i;
-                    let mut w = [_mm512_setzero_ps(); P];
-                    for (p, w) in w.iter_mut().enumerate() {
-                        // SAFETY: input i of panel p lies inside `b` (caller's promise).
-                        *w = unsafe { _mm512_loadu_ps(b.add((i * P + p) * PANEL)) };
-                    }
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        // SAFETY: element i of row r lies inside `a`.
-                        let x = _mm512_set1_ps(unsafe { *a.add(r * lda + i) });
-                        for (acc, &w) in acc.iter_mut().zip(&w) {
-                            *acc = _mm512_fmadd_ps(x, w, *acc);
-                        }
-                    }
-                }};
-            }
-            let mut i = i0;
-            while i + UNROLL <= end {
-                for u in 0..UNROLL {
-                    step!(i + u);
+            for i in i0..(i0 + chunk).min(k) {
+                let mut w = [_mm512_setzero_ps(); P];
+                for (p, w) in w.iter_mut().enumerate() {
+                    // SAFETY: input i of panel p lies inside `b` (caller's promise).
+                    *w = unsafe { _mm512_loadu_ps(b.add((i * P + p) * PANEL)) };
                 }
-                i += UNROLL;
-            }
-            for i in i..end {
-                step!(i);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: element i of row r lies inside `a`.
+                    let x = _mm512_set1_ps(unsafe { *a.add(r * lda + i) });
+                    for (acc, &w) in acc.iter_mut().zip(&w) {
+                        *acc = _mm512_fmadd_ps(x, w, *acc);
+                    }
+                }
             }
         }
         for (r, acc) in acc.iter().enumerate() {
@@ -518,8 +503,7 @@ mod avx512_f32 {
         prefetch: &[f32],
         (out, stride, cols): (*mut f32, usize, usize),
     ) {
-        // Lines that start inside `prefetch` (its first may start before it: the
-        // kernel fetches lines by their first float).
+        // `prefetch` starts on a cache line.
         let lines = prefetch.len().div_ceil(LINE_FLOATS);
         assert!(rows >= 1 && (rows - 1) * lda + k <= a.len());
         assert!(cols <= panels * PANEL && cols > (panels - 1) * PANEL);
