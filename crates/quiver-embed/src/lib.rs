@@ -3,6 +3,7 @@
 //! their kernels are Quiver's own, in float32 or int8), plus the batching service that
 //! shares one loaded model between every caller.
 
+mod amx;
 mod attention;
 mod bert;
 mod chunk;

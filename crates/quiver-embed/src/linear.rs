@@ -1,33 +1,56 @@
 //! Linear layers, `y = x · Wᵀ + b`, with the weight prepared once at load time: packed
-//! in f32 for the AVX-512 kernel of [`crate::panels`] (or laid out for the `gemm` crate
-//! on CPUs without AVX-512), or quantized to int8 for [`crate::int8`]'s kernels.
+//! in f32 for the AVX-512 kernel of [`crate::panels`], and for products of many rows
+//! split for the AMX tile unit ([`crate::amx`]) or laid out for the `gemm` crate; or
+//! quantized to int8 for [`crate::int8`]'s kernels.
 //!
 //! Both forwards (BERT and Qwen3) run every projection through [`Linear::apply`], which
 //! writes the bias (plus a residual, when given) first and accumulates the product onto
 //! it, so a residual connection costs no extra pass.
 
+use crate::amx::{self, AmxWeight};
 use crate::int8::Int8Weight;
 use crate::kernels::{matmul, Out, Rhs, View};
 use crate::panels::{accumulate, F32Weight};
 use crate::weights::Weights;
-use crate::Result;
+use crate::{Precision, Result};
 
-/// Products of at most this many rows use the packed f32 kernel where there is one;
-/// larger ones use `gemm`. Up to here the packed kernel is faster (2x at 32 rows, where
-/// `gemm`'s packing of the weight on every call costs as much as the arithmetic, about
-/// 1.1x at 128 to 256); beyond it the two are within a few percent, `gemm` ahead.
+/// Products of at most this many rows use the packed f32 kernel rather than `gemm`.
+/// Up to here the packed kernel is faster (2x at 32 rows, where `gemm`'s packing of the
+/// weight on every call costs as much as the arithmetic, about 1.1x at 128 to 256);
+/// beyond it the two are within a few percent, `gemm` ahead.
 const PACKED_ROWS: usize = 256;
+/// Products of at least this many rows run on the tile unit rather than the packed
+/// kernel: 1.3x its speed at 32 rows, 1.5 to 1.9x from 64; at 16 rows the two are even.
+const AMX_ROWS: usize = 32;
 
-/// The weight of a linear layer in the form its kernel reads.
+/// The weight of a linear layer in the forms its kernels read.
 enum Weight {
     F32 {
-        /// `(inputs, outputs)` row-major: `gemm` reads it as the right-hand matrix.
-        plain: Vec<f32>,
-        /// Packed for the AVX-512 kernel ([`crate::panels`]), where the CPU has one.
+        /// Packed for the AVX-512 kernel ([`crate::panels`]), where the CPU has one; it
+        /// runs the products of fewer rows than `bulk` wants.
         packed: Option<F32Weight>,
+        bulk: Bulk,
     },
     /// Quantized per output column; see [`Int8Weight`].
     Int8(Int8Weight),
+}
+
+/// An f32 weight in the form products of many rows read.
+enum Bulk {
+    /// `(inputs, outputs)` row-major: `gemm` reads it as the right-hand matrix.
+    Gemm(Vec<f32>),
+    /// Split into bf16 parts for the tile unit ([`Precision::F32`] on a CPU with AMX).
+    Amx(AmxWeight),
+}
+
+impl Bulk {
+    /// The fewest rows this form runs (fewer go to the packed kernel).
+    fn min_rows(&self) -> usize {
+        match self {
+            Bulk::Gemm(_) => PACKED_ROWS + 1,
+            Bulk::Amx(_) => AMX_ROWS,
+        }
+    }
 }
 
 /// A linear layer: `outputs` × `inputs` weights and an optional bias.
@@ -39,29 +62,35 @@ pub(crate) struct Linear {
 }
 
 impl Linear {
-    /// A layer from PyTorch's `(outputs, inputs)` row-major weight; `int8` quantizes it.
+    /// A layer from PyTorch's `(outputs, inputs)` row-major weight, prepared for the
+    /// kernels of `precision`.
     pub(crate) fn new(
         rows: &[f32],
         outputs: usize,
         inputs: usize,
         bias: Option<Vec<f32>>,
-        int8: bool,
+        precision: Precision,
     ) -> Self {
         assert_eq!(rows.len(), outputs * inputs, "weight shape");
         if let Some(b) = &bias {
             assert_eq!(b.len(), outputs, "bias shape");
         }
-        let weight = if int8 {
+        let weight = if precision == Precision::Int8 {
             Weight::Int8(Int8Weight::quantize(rows, outputs, inputs))
         } else {
-            let mut plain = vec![0f32; rows.len()];
-            for (o, row) in rows.chunks_exact(inputs).enumerate() {
-                for (i, &w) in row.iter().enumerate() {
-                    plain[i * outputs + o] = w;
-                }
-            }
             let packed = F32Weight::pack(rows, outputs, inputs).filter(|_| !gemm_only());
-            Weight::F32 { plain, packed }
+            let bulk = if precision == Precision::F32 && amx::available() {
+                Bulk::Amx(AmxWeight::pack(rows, outputs, inputs))
+            } else {
+                let mut plain = vec![0f32; rows.len()];
+                for (o, row) in rows.chunks_exact(inputs).enumerate() {
+                    for (i, &w) in row.iter().enumerate() {
+                        plain[i * outputs + o] = w;
+                    }
+                }
+                Bulk::Gemm(plain)
+            };
+            Weight::F32 { packed, bulk }
         };
         Linear {
             weight,
@@ -111,9 +140,16 @@ impl Linear {
         }
         match &self.weight {
             Weight::F32 {
-                packed: Some(w), ..
-            } if rows <= PACKED_ROWS => accumulate(w, x, rows, out, threads),
-            Weight::F32 { plain: w, .. } => {
+                packed: Some(w),
+                bulk,
+            } if rows < bulk.min_rows() => accumulate(w, x, rows, out, threads),
+            Weight::F32 {
+                bulk: Bulk::Amx(w), ..
+            } => amx::accumulate(w, x, rows, out, threads),
+            Weight::F32 {
+                bulk: Bulk::Gemm(w),
+                ..
+            } => {
                 let a = View {
                     data: x,
                     rows,
@@ -176,7 +212,7 @@ impl Rows {
 impl Linear {
     /// One layer from projections stacked along their outputs (a bias only if every
     /// part has one).
-    pub(crate) fn stacked(parts: Vec<Rows>, inputs: usize, int8: bool) -> Linear {
+    pub(crate) fn stacked(parts: Vec<Rows>, inputs: usize, precision: Precision) -> Linear {
         let has_bias = parts.iter().all(|p| p.bias.is_some());
         let mut weight = Vec::new();
         let mut bias = Vec::new();
@@ -185,7 +221,13 @@ impl Linear {
             bias.extend(p.bias.unwrap_or_default());
         }
         let outputs = weight.len() / inputs;
-        Linear::new(&weight, outputs, inputs, has_bias.then_some(bias), int8)
+        Linear::new(
+            &weight,
+            outputs,
+            inputs,
+            has_bias.then_some(bias),
+            precision,
+        )
     }
 }
 
@@ -228,25 +270,38 @@ mod tests {
 
     #[test]
     fn f32_layer_matches_the_plain_product_with_bias_and_residual() {
-        let (outputs, inputs, rows) = (19, 23, 5);
+        let (outputs, inputs) = (19, 23);
         let w = values(outputs * inputs, 1);
         let b = values(outputs, 2);
-        let x = values(rows * inputs, 3);
-        let res = values(rows * outputs, 4);
         // One buffer for every call, so each must start from its own values, not stale ones.
         let mut out = vec![7.0; 3];
-        for gemm in [true, false] {
-            GEMM_ONLY.set(gemm);
-            for (bias, residual) in [(true, true), (true, false), (false, true), (false, false)] {
-                let bias = bias.then(|| b.clone());
-                let residual = residual.then_some(res.as_slice());
-                let layer = Linear::new(&w, outputs, inputs, bias.clone(), false);
-                layer.apply(&x, rows, residual, &mut out, 2);
-                let want = reference(&w, bias.as_deref(), &x, outputs);
-                assert_eq!(out.len(), want.len());
-                for (i, (o, w)) in out.iter().zip(&want).enumerate() {
-                    let w = w + residual.map_or(0.0, |r| r[i]);
-                    assert!((o - w).abs() < 1e-5, "gemm {gemm}: {o} vs {w}");
+        // 5 rows run on the packed kernel (or `gemm`), 40 on the tile unit where there is
+        // one, whose operands keep about 16 bits (`crate::amx`), else on `gemm` too.
+        for (rows, precision, tolerance) in [
+            (5, Precision::F32Highest, 1e-5),
+            (5, Precision::F32, 1e-5),
+            (40, Precision::F32Highest, 1e-5),
+            (40, Precision::F32, 2e-4),
+        ] {
+            let x = values(rows * inputs, 3);
+            let res = values(rows * outputs, 4);
+            for gemm in [true, false] {
+                GEMM_ONLY.set(gemm);
+                for (bias, residual) in [(true, true), (true, false), (false, true), (false, false)]
+                {
+                    let bias = bias.then(|| b.clone());
+                    let residual = residual.then_some(res.as_slice());
+                    let layer = Linear::new(&w, outputs, inputs, bias.clone(), precision);
+                    layer.apply(&x, rows, residual, &mut out, 2);
+                    let want = reference(&w, bias.as_deref(), &x, outputs);
+                    assert_eq!(out.len(), want.len());
+                    for (i, (o, w)) in out.iter().zip(&want).enumerate() {
+                        let w = w + residual.map_or(0.0, |r| r[i]);
+                        assert!(
+                            (o - w).abs() < tolerance,
+                            "{precision:?} gemm {gemm}: {o} vs {w}"
+                        );
+                    }
                 }
             }
         }
@@ -257,7 +312,7 @@ mod tests {
         let (outputs, inputs, rows) = (70, 130, 9);
         let w = values(outputs * inputs, 5);
         let x = values(rows * inputs, 6);
-        let layer = Linear::new(&w, outputs, inputs, None, true);
+        let layer = Linear::new(&w, outputs, inputs, None, Precision::Int8);
         let mut out = Vec::new();
         layer.apply(&x, rows, None, &mut out, 1);
         let want = reference(&w, None, &x, outputs);

@@ -54,6 +54,15 @@ unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
+    /// `out` as rows of `stride` values.
+    pub(crate) fn new(out: &mut [f32], stride: usize) -> Self {
+        OutPtr {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+            stride,
+        }
+    }
+
     /// Rows `r0..r0 + rows`, columns `c0..c0 + cols`: a pointer to the first element,
     /// the stride, and `cols`.
     pub(crate) fn region(
@@ -153,11 +162,7 @@ pub(crate) fn accumulate<W: PanelWeight>(
         return;
     }
     let a = w.prepare(x, rows);
-    let out = OutPtr {
-        ptr: out.as_mut_ptr(),
-        len: out.len(),
-        stride: w.outputs(),
-    };
+    let out = OutPtr::new(out, w.outputs());
     let groups = w.outputs().div_ceil(GROUP_COLUMNS);
     let threads = threads.max(1);
     // Each part (a range of column groups, every row) is one task and owns its columns

@@ -179,6 +179,36 @@ fn bert_embeddings_match_reference() {
     assert_close("bert single", &single, &matrix(&b["single"]));
 }
 
+/// The default precision runs products of 32+ rows on AMX where the CPU has it (the tests
+/// above); "highest" never does, and matches the reference as closely.
+#[test]
+fn highest_precision_matches_reference() {
+    let highest = |section: &str| ModelOptions {
+        precision: quiver_embed::Precision::F32Highest,
+        ..options(section)
+    };
+    let qwen_dir = model_dir("qwen3-embed");
+    let qwen = Qwen3Embedder::load_with(qwen_dir.path(), highest("embed")).unwrap();
+    for case in expect()["embed"]["cases"].as_array().unwrap() {
+        let inputs = strings(&case["inputs"]);
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let got = qwen.embed(&refs, case["task"].as_str()).unwrap();
+        let name = case["name"].as_str().unwrap();
+        assert_close(
+            &format!("{name} batch, highest"),
+            &got,
+            &matrix(&case["batch"]),
+        );
+    }
+    let bert_dir = model_dir("bert");
+    let small = BertEmbedder::load_with(bert_dir.path(), highest("bert")).unwrap();
+    let b = &expect()["bert"];
+    let texts = strings(&b["texts"]);
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let got = small.embed(&refs, None).unwrap();
+    assert_close("bert batch, highest", &got, &matrix(&b["batch"]));
+}
+
 /// The same weights split over two shards with an index load to the same model.
 #[test]
 fn sharded_checkpoint_loads_like_single_file() {

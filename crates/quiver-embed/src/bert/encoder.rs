@@ -26,7 +26,7 @@ use crate::linear::{Linear, Rows};
 use crate::pool::Pool;
 use crate::qwen3::embedder::split_by_tokens;
 use crate::weights::Weights;
-use crate::{EmbedError, Result};
+use crate::{EmbedError, Precision, Result};
 
 /// The parts of `config.json` the forward pass reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -136,9 +136,15 @@ struct Buffers {
     inter: Vec<f32>,
 }
 
-fn dense(w: &Weights, name: &str, outputs: usize, inputs: usize, int8: bool) -> Result<Linear> {
+fn dense(
+    w: &Weights,
+    name: &str,
+    outputs: usize,
+    inputs: usize,
+    precision: Precision,
+) -> Result<Linear> {
     let r = Rows::read(w, name, outputs, inputs, true)?;
-    Ok(Linear::new(&r.weight, outputs, inputs, r.bias, int8))
+    Ok(Linear::new(&r.weight, outputs, inputs, r.bias, precision))
 }
 
 fn norm(w: &Weights, name: &str, size: usize) -> Result<Norm> {
@@ -151,7 +157,7 @@ fn norm(w: &Weights, name: &str, size: usize) -> Result<Norm> {
 impl Encoder {
     /// Reads every tensor from `w`, viewed at the model's root (`embeddings.…`,
     /// `encoder.layer.N.…`).
-    pub(crate) fn load(w: &Weights, cfg: &BertConfig, int8: bool) -> Result<Self> {
+    pub(crate) fn load(w: &Weights, cfg: &BertConfig, precision: Precision) -> Result<Self> {
         let h = cfg.hidden_size;
         let word = w.floats("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?;
         let positions = w.floats(
@@ -184,12 +190,12 @@ impl Encoder {
                         Rows::read(w, &format!("{a}.self.value"), h, h, true)?,
                     ],
                     h,
-                    int8,
+                    precision,
                 ),
-                attn_out: dense(w, &format!("{a}.output.dense"), h, h, int8)?,
+                attn_out: dense(w, &format!("{a}.output.dense"), h, h, precision)?,
                 attn_norm: norm(w, &format!("{a}.output.LayerNorm"), h)?,
-                inter: dense(w, &format!("{p}.intermediate.dense"), inter, h, int8)?,
-                out: dense(w, &format!("{p}.output.dense"), h, inter, int8)?,
+                inter: dense(w, &format!("{p}.intermediate.dense"), inter, h, precision)?,
+                out: dense(w, &format!("{p}.output.dense"), h, inter, precision)?,
                 out_norm: norm(w, &format!("{p}.output.LayerNorm"), h)?,
             });
         }

@@ -79,7 +79,7 @@ impl BertEmbedder {
             weights
         };
         Ok(Self {
-            encoder: Encoder::load(&weights, &cfg, options.precision.int8())?,
+            encoder: Encoder::load(&weights, &cfg, options.precision)?,
             tokenizer,
             width: cfg.hidden_size,
         })

@@ -70,7 +70,7 @@ impl Qwen3Embedder {
         } else {
             return Err(weights.error("embed_tokens.weight", "not found, with or without `model.`"));
         };
-        let model = Qwen3Transformer::load(&weights, &cfg, max_length, options.precision.int8())?;
+        let model = Qwen3Transformer::load(&weights, &cfg, max_length, options.precision)?;
         Ok(Self { model, tokenizer })
     }
 

@@ -80,7 +80,7 @@ impl Qwen3Reranker {
                 "not found, with or without `model.`",
             ));
         };
-        let model = Qwen3Transformer::load(&decoder, &cfg, max_length, options.precision.int8())?;
+        let model = Qwen3Transformer::load(&decoder, &cfg, max_length, options.precision)?;
         let answer_rows = if weights.contains("lm_head.weight") && !cfg.tie_word_embeddings {
             let head = weights.get((cfg.vocab_size, cfg.hidden_size), "lm_head.weight")?;
             gather_rows(&head, &[yes, no])?

@@ -17,12 +17,12 @@
 //! - The last layer computes its attention output and MLP for each sequence's last token
 //!   only (keys and values still cover the whole sequence).
 //!
-//! Projections are [`Linear`] layers, in f32 or int8 as the model was loaded.
+//! Projections are [`Linear`] layers, at the [`Precision`] the model was loaded with.
 
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
-use super::config::Qwen3Config;
+use super::config::{Precision, Qwen3Config};
 use super::embedder::split_by_tokens;
 use crate::attention::{attend, Heads, Mask};
 use crate::kernels::{rms_norm, silu_mul};
@@ -73,13 +73,13 @@ struct Buffers {
 
 impl Qwen3Transformer {
     /// Reads every tensor of the decoder from `w` (already viewed under the right prefix);
-    /// `positions` bounds the sequence length (RoPE table size); `int8` quantizes the
-    /// projections.
+    /// `positions` bounds the sequence length (RoPE table size); `precision` is the
+    /// projections'.
     pub(crate) fn load(
         w: &Weights,
         cfg: &Qwen3Config,
         positions: usize,
-        int8: bool,
+        precision: Precision,
     ) -> Result<Self> {
         let (h, d) = (cfg.hidden_size, cfg.head_dim());
         let eps = cfg.rms_norm_eps as f32;
@@ -107,13 +107,13 @@ impl Qwen3Transformer {
             let q_norm = w.floats(&format!("{a}.q_norm.weight"), &[d])?;
             layers.push(Layer {
                 input_norm: w.floats(&format!("{p}.input_layernorm.weight"), &[h])?,
-                qkv: Linear::stacked(qkv, h, int8),
+                qkv: Linear::stacked(qkv, h, precision),
                 q_norm: q_norm.iter().map(|g| g * scale).collect(),
                 k_norm: w.floats(&format!("{a}.k_norm.weight"), &[d])?,
-                o_proj: Linear::new(&o.weight, h, heads * d, o.bias, int8),
+                o_proj: Linear::new(&o.weight, h, heads * d, o.bias, precision),
                 post_norm: w.floats(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
-                gate_up: Linear::stacked(gate_up, h, int8),
-                down: Linear::new(&down, h, inter, None, int8),
+                gate_up: Linear::stacked(gate_up, h, precision),
+                down: Linear::new(&down, h, inter, None, precision),
             });
         }
         // Same formula as the reference: theta^(-2i/d) rounded to f32, the angle
