@@ -67,6 +67,9 @@ enum Bench {
         /// Model weight precision: none (float32) or int8.
         #[arg(long, default_value = "none", value_parser = ["none", "int8"])]
         quantize: String,
+        /// Float32 products: high (on AMX where the CPU has it) or highest.
+        #[arg(long, default_value = "high", value_parser = ["high", "highest"])]
+        matmul_precision: String,
         /// Join every K documents into one long one (a long document is as relevant
         /// as its best part): measures what truncation at the model's input limit loses.
         #[arg(long, value_name = "K", default_value_t = 1,
@@ -139,6 +142,9 @@ enum Bench {
         /// Our model weight precision: none (float32) or int8; the peer runs float32.
         #[arg(long, default_value = "none", value_parser = ["none", "int8"])]
         quantize: String,
+        /// Our float32 products: high (on AMX where the CPU has it) or highest.
+        #[arg(long, default_value = "high", value_parser = ["high", "highest"])]
+        matmul_precision: String,
     },
     /// Documents/s and batch latency over HTTP, per WAL sync policy, with supplied vectors
     /// and with embedding; hnswlib's build rate, Chroma and LanceDB as peers.
@@ -292,10 +298,12 @@ fn finish(report: Report, out: Option<&std::path::Path>) -> Result<()> {
     Ok(())
 }
 
-/// The model precision a `--quantize` value (already checked by clap) names.
-fn precision(quantize: &str) -> quiver_embed::Precision {
-    match quantize {
-        "int8" => quiver_embed::Precision::Int8,
+/// The model precision `--quantize` and `--matmul-precision` (already checked by clap)
+/// name.
+fn precision(quantize: &str, matmul: &str) -> quiver_embed::Precision {
+    match (quantize, matmul) {
+        ("int8", _) => quiver_embed::Precision::Int8,
+        (_, "highest") => quiver_embed::Precision::F32Highest,
         _ => quiver_embed::Precision::F32,
     }
 }
@@ -311,11 +319,12 @@ pub fn run(args: Args) -> Result<()> {
             alpha,
             batch,
             quantize,
+            matmul_precision,
             merge_docs,
             no_chunking,
         } => {
             let mut o = IrOptions::new(dataset, model);
-            o.precision = precision(&quantize);
+            o.precision = precision(&quantize, &matmul_precision);
             o.merge_docs = usize::from(merge_docs);
             o.chunking = !no_chunking;
             o.reranker = reranker;
@@ -387,10 +396,11 @@ pub fn run(args: Args) -> Result<()> {
             min_seconds,
             rounds,
             quantize,
+            matmul_precision,
         } => {
             let mut o = EmbedOptions::new(model);
             o.rounds = rounds;
-            o.precision = precision(&quantize);
+            o.precision = precision(&quantize, &matmul_precision);
             o.reranker = reranker;
             o.data_dir = common.data_dir.clone();
             o.batches = batches;

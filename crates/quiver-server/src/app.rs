@@ -48,8 +48,7 @@ impl AppState {
     ) -> Self {
         let permits = limits.max_concurrent_requests;
         let registry = Arc::new(
-            ModelRegistry::new(db.root(), models.service())
-                .with_precision(models.quantize.precision()),
+            ModelRegistry::new(db.root(), models.service()).with_precision(models.precision()),
         );
         AppState {
             metrics: Arc::new(Metrics::new(Arc::clone(&registry), Arc::clone(&db))),

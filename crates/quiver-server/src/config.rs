@@ -173,6 +173,19 @@ pub struct ModelsConfig {
     /// (weights quantized at load; faster where the CPU has AVX-512 VNNI, close but not
     /// equal to float32).
     pub quantize: Quantize,
+    /// How float32 models compute their products: `"high"` runs products of 32+ rows on
+    /// the AMX tile unit where the CPU has one, operands at about 16 significant bits;
+    /// `"highest"` keeps full f32 operands everywhere.
+    pub matmul_precision: MatmulPrecision,
+}
+
+/// `[models] matmul_precision`, named as PyTorch names its float32 matmul precisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatmulPrecision {
+    #[default]
+    High,
+    Highest,
 }
 
 /// `[models] quantize`.
@@ -182,15 +195,6 @@ pub enum Quantize {
     #[default]
     None,
     Int8,
-}
-
-impl Quantize {
-    pub fn precision(self) -> Precision {
-        match self {
-            Quantize::None => Precision::F32,
-            Quantize::Int8 => Precision::Int8,
-        }
-    }
 }
 
 impl Default for ModelsConfig {
@@ -205,11 +209,21 @@ impl Default for ModelsConfig {
             query_cache_entries: service.cache_entries,
             threads: service.threads,
             quantize: Quantize::None,
+            matmul_precision: MatmulPrecision::High,
         }
     }
 }
 
 impl ModelsConfig {
+    /// The precision models load with, from `quantize` and `matmul_precision`.
+    pub fn precision(&self) -> Precision {
+        match (self.quantize, self.matmul_precision) {
+            (Quantize::Int8, _) => Precision::Int8,
+            (Quantize::None, MatmulPrecision::High) => Precision::F32,
+            (Quantize::None, MatmulPrecision::Highest) => Precision::F32Highest,
+        }
+    }
+
     /// The batching settings every model service starts with.
     pub fn service(&self) -> ServiceConfig {
         ServiceConfig {
@@ -364,6 +378,7 @@ mod tests {
         assert_eq!(cfg.limits.max_filter_depth, def.limits.max_filter_depth);
         assert_eq!(cfg.models.embedding, None);
         assert_eq!(cfg.models.quantize, Quantize::None);
+        assert_eq!(cfg.models.precision(), Precision::F32);
         assert_eq!(cfg.models.service(), def.models.service());
     }
 
@@ -398,7 +413,7 @@ mod tests {
         assert_eq!(cfg.limits.max_batch, 5);
         assert_eq!(cfg.limits.max_top_k, 7);
         assert_eq!(cfg.models.embedding.as_deref(), Some("org/model"));
-        assert_eq!(cfg.models.quantize.precision(), Precision::Int8);
+        assert_eq!(cfg.models.precision(), Precision::Int8);
         assert_eq!(cfg.server.api_keys, Keys(vec!["secret".into()]));
         assert_eq!(
             cfg.server.read_only_keys,
