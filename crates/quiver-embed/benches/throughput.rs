@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p quiver-embed --bench throughput` writes a random `model.safetensors`, the
 //! config and the committed Qwen3 tokenizer into a temp dir, loads it with
-//! `Qwen3Embedder::load_with` (f32, then int8) and `Qwen3Reranker::load`, and prints
+//! `Qwen3Embedder::load_with` (f32 at the default and at the highest matmul precision,
+//! then int8) and `Qwen3Reranker::load`, and prints
 //! tokens/s at batch x length 1x32, 8x128 and 4x512 and reranker pairs/s. When a Python with torch and transformers is
 //! found (`QUIVER_PEER_PYTHON`, else `python3`), it runs `scripts/peers/embed_throughput.py`
 //! on the same model directory and texts (float32) after each round of ours, and prints
@@ -112,7 +113,12 @@ fn main() -> Result<(), BoxError> {
         Err(_) => 1,
     };
     let mut embedders = Vec::new();
-    for (label, precision) in [("f32", Precision::F32), ("int8", Precision::Int8)] {
+    let precisions = [
+        ("f32", Precision::F32),
+        ("f32-highest", Precision::F32Highest),
+        ("int8", Precision::Int8),
+    ];
+    for (label, precision) in precisions {
         let options = ModelOptions {
             precision,
             ..ModelOptions::default()
@@ -158,7 +164,7 @@ fn main() -> Result<(), BoxError> {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
                 let seconds = timed(full, || embedder.embed(&refs, None).map(drop))?;
                 let rate = *tokens as f64 / seconds;
-                println!("round {round} embed {label:>4} {name:>6}: {rate:8.1} tokens/s ({seconds:.3} s per batch)");
+                println!("round {round} embed {label:>11} {name:>6}: {rate:8.1} tokens/s ({seconds:.3} s per batch)");
                 let best = ours.entry((*label, name.clone())).or_insert(0.0);
                 *best = best.max(rate);
             }
@@ -188,10 +194,10 @@ fn main() -> Result<(), BoxError> {
             let mine = ours[&(*label, name.clone())];
             match peer.embed.get(name) {
                 Some(theirs) => println!(
-                    "embed {label:>4} {name:>6}: ours {mine:8.1} tokens/s, peer {theirs:8.1} tokens/s, ours/peer {:.2}",
+                    "embed {label:>11} {name:>6}: ours {mine:8.1} tokens/s, peer {theirs:8.1} tokens/s, ours/peer {:.2}",
                     mine / theirs
                 ),
-                None => println!("embed {label:>4} {name:>6}: ours {mine:8.1} tokens/s"),
+                None => println!("embed {label:>11} {name:>6}: ours {mine:8.1} tokens/s"),
             }
         }
     }
