@@ -199,6 +199,12 @@ fn highest_precision_matches_reference() {
             &got,
             &matrix(&case["batch"]),
         );
+        let default = embedder().1.embed(&refs, case["task"].as_str()).unwrap();
+        for (x, y) in got.iter().zip(&default) {
+            let cos = cosine(x, y);
+            println!("{name}: cosine of highest to default {cos:.9}");
+            assert!(cos > 0.9999, "{name}: cosine {cos}");
+        }
     }
     let bert_dir = model_dir("bert");
     let small = BertEmbedder::load_with(bert_dir.path(), highest("bert")).unwrap();
